@@ -1,0 +1,8 @@
+//! Skeleton.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("todo")]
+    Todo,
+}
+pub enum SkipKind {}
+pub struct Decoder;

@@ -1,0 +1,67 @@
+//! Link, IP and transport layers: from a captured frame to the payload a SIP parser reads.
+//!
+//! Input: raw frames with their link type (from `source`). Output: [`Datagram`]s, which
+//! borrow the frame's bytes. Nothing here knows what SIP is; nothing here allocates per
+//! frame.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+pub mod decode;
+
+pub use decode::{DecodeError, Decoder, SkipKind};
+
+/// How a SIP message travelled, as the call record reports it (CALL_MODEL `transport`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Udp,
+    Tcp,
+    Tls,
+    Ws,
+    Wss,
+    Sctp,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
+            Transport::Ws => "ws",
+            Transport::Wss => "wss",
+            Transport::Sctp => "sctp",
+        }
+    }
+
+    /// Parses the lower-case name written by [`Transport::as_str`].
+    pub fn from_name(name: &str) -> Option<Transport> {
+        Some(match name {
+            "udp" => Transport::Udp,
+            "tcp" => Transport::Tcp,
+            "tls" => Transport::Tls,
+            "ws" => Transport::Ws,
+            "wss" => Transport::Wss,
+            "sctp" => Transport::Sctp,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One transport payload with where and when it was seen: the shape every source
+/// (capture or PBX log) hands to the SIP layer.
+#[derive(Debug, Clone, Copy)]
+pub struct Datagram<'a> {
+    /// Microseconds since the Unix epoch, UTC, from the capture or log line.
+    pub ts_us: i64,
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub transport: Transport,
+    pub payload: &'a [u8],
+}

@@ -1,0 +1,8 @@
+//! Skeleton.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("todo")]
+    Todo,
+}
+pub struct Frame;
+pub struct CaptureFile;
