@@ -18,9 +18,9 @@ pub fn parse_us(text: &str) -> Result<i64, String> {
         return Ok(ts.as_microsecond());
     }
     if let Ok(date) = text.parse::<jiff::civil::Date>() {
-        return date
-            .to_zoned(jiff::tz::TimeZone::UTC)
-            .map(|z| z.timestamp().as_microsecond())
+        return jiff::tz::TimeZone::UTC
+            .to_timestamp(date.to_datetime(jiff::civil::Time::midnight()))
+            .map(|ts| ts.as_microsecond())
             .map_err(|e| e.to_string());
     }
     Err(format!(
