@@ -34,14 +34,23 @@ mod tests {
 
     #[test]
     fn formats_microseconds_with_six_digits_and_z() {
-        assert_eq!(format_us(1_764_427_396_123_456), "2025-11-29T14:43:16.123456Z");
+        assert_eq!(
+            format_us(1_764_427_396_123_456),
+            "2025-11-29T14:43:16.123456Z"
+        );
         assert_eq!(format_us(0), "1970-01-01T00:00:00.000000Z");
     }
 
     #[test]
     fn parses_rfc3339_with_offset_and_plain_dates() {
-        assert_eq!(parse_us("2025-11-29T14:43:16.123456Z"), Ok(1_764_427_396_123_456));
-        assert_eq!(parse_us("2025-11-29T15:43:16.123456+01:00"), Ok(1_764_427_396_123_456));
+        assert_eq!(
+            parse_us("2025-11-29T14:43:16.123456Z"),
+            Ok(1_764_427_396_123_456)
+        );
+        assert_eq!(
+            parse_us("2025-11-29T15:43:16.123456+01:00"),
+            Ok(1_764_427_396_123_456)
+        );
         assert_eq!(parse_us("1970-01-02"), Ok(86_400_000_000));
         assert!(parse_us("yesterday").is_err());
     }

@@ -6,7 +6,5 @@
 mod record;
 mod tracker;
 
-pub use record::{
-    CallRecord, Disposition, EndedBy, MessageRecord, Record, Side, TimeoutReason,
-};
+pub use record::{CallRecord, Disposition, EndedBy, MessageRecord, Record, Side, TimeoutReason};
 pub use tracker::{Meta, Tracker, TrackerConfig, TrackerStats};

@@ -1,5 +1,1517 @@
-//! Skeleton.
-pub struct Meta;
-pub struct Tracker;
-pub struct TrackerConfig;
-pub struct TrackerStats;
+//! Follows INVITE dialogs and MESSAGE transactions and turns them into records.
+//!
+//! Rules are those of docs/call-model.md; each is pinned by a test below named after it.
+//! Memory is bounded by `max_open_dialogs` (oldest closed first, counted) and by timers
+//! that run on message time. Looking a message up never allocates: keys are built in a
+//! reused scratch buffer; only a new dialog or transaction allocates its record fields.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::net::Transport;
+use crate::sip::{self, Method, SipMessage, StartLine};
+
+use super::record::{CallRecord, Disposition, EndedBy, MessageRecord, Record, Side, TimeoutReason};
+
+const SECOND: i64 = 1_000_000;
+
+/// Timers and limits of the tracker. Durations are microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrackerConfig {
+    /// Open dialogs (and pending MESSAGE transactions) kept at most; past it the oldest
+    /// is closed as a timeout with reason `evicted`.
+    pub max_open_dialogs: usize,
+    /// RFC 3261 Timer B (64*T1): an INVITE with no response is closed this long after its
+    /// last retransmission. Also the wait for a retry after a 401/407/422 challenge and
+    /// RFC 3261 Timer F for MESSAGE.
+    pub transaction_timeout: i64,
+    /// An INVITE with a provisional but no final response is closed this long after the
+    /// last provisional.
+    pub ring_timeout: i64,
+    /// An answered call with no BYE and no session timer is closed at this duration.
+    pub max_call_duration: i64,
+    /// A finished dialog stays this long to take the same responses seen on other hops
+    /// and retransmissions before its record is emitted.
+    pub settle: i64,
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        TrackerConfig {
+            max_open_dialogs: 100_000,
+            transaction_timeout: 32 * SECOND,
+            ring_timeout: 180 * SECOND,
+            max_call_duration: 4 * 3600 * SECOND,
+            settle: 5 * SECOND,
+        }
+    }
+}
+
+/// Where and when a message was seen.
+#[derive(Debug, Clone, Copy)]
+pub struct Meta<'a> {
+    pub ts_us: i64,
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub transport: Transport,
+    /// Interface, capture file or log file name.
+    pub source: &'a Arc<str>,
+}
+
+/// Counters of what the tracker did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrackerStats {
+    pub messages: u64,
+    /// In-dialog messages and responses for which no dialog was known (capture started
+    /// mid-call, or the dialog already ended).
+    pub orphans: u64,
+    /// Retransmitted or other-hop copies of an initial INVITE or MESSAGE.
+    pub duplicates: u64,
+    pub calls: u64,
+    pub text_messages: u64,
+    pub evicted: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// INVITE sent, no final response on any hop.
+    Proceeding,
+    /// The last final response was a challenge (401/407) or 422; a retry may follow.
+    Challenged,
+    /// A 2xx was seen.
+    Confirmed,
+    /// Finished (BYE, final non-2xx): waiting `settle` for other hops' copies.
+    Ended,
+}
+
+#[derive(Debug)]
+struct Dialog {
+    order: (i64, u64),
+    state: State,
+    source: Arc<str>,
+    invite_cseq: u32,
+    invite_branch: Option<Box<[u8]>>,
+    caller_tag: Box<[u8]>,
+    /// (src, dst) of the first sighting of the initial INVITE: the caller's hop.
+    caller_hop: (SocketAddr, SocketAddr),
+    transport: Transport,
+    started_at: i64,
+    ringing_at: Option<i64>,
+    answered_at: Option<i64>,
+    pdd_at: Option<i64>,
+    last_invite_at: i64,
+    last_provisional_at: Option<i64>,
+    last_seen_at: i64,
+    /// First final response to the current initial INVITE, on any hop: (time, code).
+    final_any: Option<(i64, u16)>,
+    /// The code of the final response the caller's hop carried.
+    final_caller_hop: Option<u16>,
+    cancel_at: Option<i64>,
+    bye: Option<(i64, Side)>,
+    ended_at: Option<i64>,
+    timeout: Option<TimeoutReason>,
+    reason_cause: Option<u16>,
+    session_expires: Option<u32>,
+    last_refresh_at: i64,
+    caller: String,
+    caller_domain: String,
+    caller_name: Option<String>,
+    callee: String,
+    callee_domain: String,
+    asserted_identity: Option<String>,
+    user_agent: Option<String>,
+    server: Option<String>,
+    server_from_trying: bool,
+    offer_codecs: String,
+    answer_codecs: String,
+}
+
+#[derive(Debug)]
+struct TextMessage {
+    order: (i64, u64),
+    record: MessageRecord,
+    caller_hop: (SocketAddr, SocketAddr),
+    final_any: Option<(i64, u16)>,
+    final_caller_hop: Option<u16>,
+}
+
+/// Follows dialogs; see the module docs.
+#[derive(Debug)]
+pub struct Tracker {
+    cfg: TrackerConfig,
+    dialogs: HashMap<Box<[u8]>, Dialog>,
+    texts: HashMap<Box<[u8]>, TextMessage>,
+    /// (started_at, sequence) → key, for closing the oldest first.
+    order: BTreeMap<(i64, u64), Box<[u8]>>,
+    seq: u64,
+    now: i64,
+    next_sweep: i64,
+    scratch: Vec<u8>,
+    expired: Vec<Box<[u8]>>,
+    stats: TrackerStats,
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).trim().to_string()
+}
+
+fn opt_text(bytes: Option<&[u8]>) -> Option<String> {
+    bytes.map(text).filter(|s| !s.is_empty())
+}
+
+fn dialog_key<'k>(scratch: &'k mut Vec<u8>, call_id: &[u8], tag: &[u8]) -> &'k [u8] {
+    scratch.clear();
+    scratch.extend_from_slice(call_id);
+    scratch.push(0);
+    scratch.extend_from_slice(tag);
+    scratch
+}
+
+fn text_key<'k>(scratch: &'k mut Vec<u8>, call_id: &[u8], cseq: u32) -> &'k [u8] {
+    scratch.clear();
+    scratch.extend_from_slice(call_id);
+    scratch.push(0);
+    scratch.extend_from_slice(&cseq.to_be_bytes());
+    scratch
+}
+
+/// Appends SDP codec names to a comma-separated list, skipping names already there.
+fn add_codecs(list: &mut String, body: &[u8]) {
+    for name in sip::sdp::codecs(body) {
+        let Ok(name) = std::str::from_utf8(name) else {
+            continue;
+        };
+        if name.is_empty() || list.split(',').any(|n| n.eq_ignore_ascii_case(name)) {
+            continue;
+        }
+        if !list.is_empty() {
+            list.push(',');
+        }
+        list.push_str(name);
+    }
+}
+
+fn disposition(code: Option<u16>) -> Disposition {
+    match code {
+        Some(200..=299) => Disposition::Answered,
+        Some(486 | 600) => Disposition::Busy,
+        Some(487 | 408 | 480) => Disposition::NoAnswer,
+        _ => Disposition::Failed,
+    }
+}
+
+/// Final responses after which the same INVITE is normally retried with a higher CSeq
+/// in the same dialog attempt: authentication challenges (RFC 3261 §22.2-22.3) and
+/// Session Interval Too Small (RFC 4028 §6).
+fn is_retryable(code: u16) -> bool {
+    matches!(code, 401 | 407 | 422)
+}
+
+impl Tracker {
+    pub fn new(cfg: TrackerConfig) -> Tracker {
+        Tracker {
+            cfg,
+            dialogs: HashMap::new(),
+            texts: HashMap::new(),
+            order: BTreeMap::new(),
+            seq: 0,
+            now: i64::MIN,
+            next_sweep: i64::MIN,
+            scratch: Vec::with_capacity(256),
+            expired: Vec::new(),
+            stats: TrackerStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> &TrackerStats {
+        &self.stats
+    }
+
+    /// Dialogs and MESSAGE transactions currently held.
+    pub fn open(&self) -> usize {
+        self.dialogs.len() + self.texts.len()
+    }
+
+    /// Takes one message; finished records are pushed to `out`.
+    pub fn on_message(&mut self, meta: &Meta<'_>, msg: &SipMessage<'_>, out: &mut Vec<Record>) {
+        self.advance(meta.ts_us, out);
+        self.stats.messages += 1;
+        let has_to_tag = msg.to.tag.is_some();
+        match msg.start {
+            StartLine::Request {
+                method: Method::Invite,
+                ..
+            } if !has_to_tag => self.initial_invite(meta, msg, out),
+            StartLine::Request {
+                method: Method::Message,
+                ..
+            } => self.text_request(meta, msg, out),
+            StartLine::Response { code, .. } if msg.cseq.method == Method::Message => {
+                self.text_response(meta, msg, code)
+            }
+            _ => self.in_dialog(meta, msg),
+        }
+    }
+
+    /// Moves time forward to `now_us` (message time, or the wall clock when the wire is
+    /// quiet) and closes what has timed out.
+    pub fn advance(&mut self, now_us: i64, out: &mut Vec<Record>) {
+        if now_us > self.now {
+            self.now = now_us;
+        }
+        if self.now >= self.next_sweep {
+            // Once per second of message time is precise enough for timers counted in
+            // seconds, and keeps the sweep off the per-message path.
+            self.next_sweep = self.now.saturating_add(SECOND);
+            self.sweep(out);
+        }
+    }
+
+    /// Closes everything still open: the capture or log ended.
+    pub fn finish(&mut self, out: &mut Vec<Record>) {
+        let keys: Vec<Box<[u8]>> = self.dialogs.keys().cloned().collect();
+        for key in keys {
+            if let Some(d) = self.dialogs.get_mut(&key) {
+                if matches!(d.state, State::Proceeding | State::Confirmed) {
+                    d.timeout = Some(TimeoutReason::CaptureEnd);
+                }
+            }
+            self.emit_dialog(&key, out);
+        }
+        let keys: Vec<Box<[u8]>> = self.texts.keys().cloned().collect();
+        for key in keys {
+            self.emit_text(&key, out);
+        }
+    }
+
+    fn initial_invite(&mut self, meta: &Meta<'_>, msg: &SipMessage<'_>, out: &mut Vec<Record>) {
+        let Some(tag) = msg.from.tag else {
+            // Without a From-tag (RFC 2543 peers) the Call-ID alone keys the dialog.
+            return self.initial_invite_keyed(meta, msg, b"", out);
+        };
+        self.initial_invite_keyed(meta, msg, tag, out)
+    }
+
+    fn initial_invite_keyed(
+        &mut self,
+        meta: &Meta<'_>,
+        msg: &SipMessage<'_>,
+        tag: &[u8],
+        out: &mut Vec<Record>,
+    ) {
+        let branch = msg.via.and_then(|v| v.branch);
+        let key = dialog_key(&mut self.scratch, msg.call_id, tag);
+        if let Some(d) = self.dialogs.get_mut(key) {
+            let same_branch = branch.is_some() && d.invite_branch.as_deref() == branch;
+            match d.state {
+                State::Ended if !same_branch => {
+                    // Call-ID reuse: the earlier attempt is over; this starts a new record.
+                    let key: Box<[u8]> = key.into();
+                    self.emit_dialog(&key, out);
+                }
+                State::Challenged if msg.cseq.seq > d.invite_cseq => {
+                    // The retry after a challenge: the same call goes on.
+                    d.state = State::Proceeding;
+                    d.invite_cseq = msg.cseq.seq;
+                    d.invite_branch = branch.map(Into::into);
+                    d.final_any = None;
+                    d.final_caller_hop = None;
+                    d.ended_at = None;
+                    d.last_invite_at = meta.ts_us;
+                    d.last_seen_at = meta.ts_us;
+                    return;
+                }
+                _ => {
+                    // A retransmission, or the same INVITE seen on another hop.
+                    self.stats.duplicates += 1;
+                    if d.state == State::Proceeding && msg.cseq.seq >= d.invite_cseq {
+                        if msg.cseq.seq > d.invite_cseq {
+                            // A retry whose challenge the capture missed.
+                            d.invite_cseq = msg.cseq.seq;
+                            d.invite_branch = branch.map(Into::into);
+                        }
+                        d.last_invite_at = meta.ts_us;
+                        d.last_seen_at = meta.ts_us;
+                    }
+                    return;
+                }
+            }
+        }
+        self.make_room(out);
+        let StartLine::Request { uri, .. } = msg.start else {
+            return;
+        };
+        let mut offer_codecs = String::new();
+        if msg.has_sdp() {
+            add_codecs(&mut offer_codecs, msg.body);
+        }
+        self.seq += 1;
+        let order = (meta.ts_us, self.seq);
+        let d = Dialog {
+            order,
+            state: State::Proceeding,
+            source: meta.source.clone(),
+            invite_cseq: msg.cseq.seq,
+            invite_branch: branch.map(Into::into),
+            caller_tag: tag.into(),
+            caller_hop: (meta.src, meta.dst),
+            transport: meta.transport,
+            started_at: meta.ts_us,
+            ringing_at: None,
+            answered_at: None,
+            pdd_at: None,
+            last_invite_at: meta.ts_us,
+            last_provisional_at: None,
+            last_seen_at: meta.ts_us,
+            final_any: None,
+            final_caller_hop: None,
+            cancel_at: None,
+            bye: None,
+            ended_at: None,
+            timeout: None,
+            reason_cause: None,
+            session_expires: None,
+            last_refresh_at: meta.ts_us,
+            caller: text(msg.from.uri.user.unwrap_or_default()),
+            caller_domain: text(msg.from.uri.host),
+            caller_name: opt_text(msg.from.display),
+            callee: text(uri.user.unwrap_or_default()),
+            callee_domain: text(uri.host),
+            asserted_identity: msg.asserted_identity.and_then(|u| opt_text(u.user)),
+            user_agent: opt_text(msg.user_agent),
+            server: None,
+            server_from_trying: false,
+            offer_codecs,
+            answer_codecs: String::new(),
+        };
+        let key: Box<[u8]> = dialog_key(&mut self.scratch, msg.call_id, tag).into();
+        self.order.insert(order, key.clone());
+        self.dialogs.insert(key, d);
+    }
+
+    /// Finds the dialog of an in-dialog message: by (Call-ID, From-tag) for the caller's
+    /// requests and their responses, by (Call-ID, To-tag) for the callee's.
+    fn find(&mut self, msg: &SipMessage<'_>) -> Option<(&mut Dialog, bool)> {
+        let from_tag = msg.from.tag.unwrap_or_default();
+        let key = dialog_key(&mut self.scratch, msg.call_id, from_tag);
+        if self.dialogs.contains_key(key) {
+            return self.dialogs.get_mut(key).map(|d| (d, true));
+        }
+        let to_tag = msg.to.tag?;
+        let key = dialog_key(&mut self.scratch, msg.call_id, to_tag);
+        self.dialogs.get_mut(key).map(|d| (d, false))
+    }
+
+    fn in_dialog(&mut self, meta: &Meta<'_>, msg: &SipMessage<'_>) {
+        let Some((d, from_caller)) = self.find(msg) else {
+            self.stats.orphans += 1;
+            return;
+        };
+        let ts = meta.ts_us;
+        if d.state != State::Ended {
+            d.last_seen_at = d.last_seen_at.max(ts);
+        }
+        match msg.start {
+            StartLine::Response { code, .. } => {
+                if msg.cseq.method == Method::Invite && msg.cseq.seq == d.invite_cseq {
+                    Self::invite_response(d, meta, msg, code);
+                } else if (200..300).contains(&code)
+                    && matches!(msg.cseq.method, Method::Invite | Method::Update)
+                {
+                    // A session refresh (RFC 4028 §10): re-INVITE or UPDATE answered.
+                    d.last_refresh_at = ts;
+                    if msg.session_expires.is_some() {
+                        d.session_expires = msg.session_expires;
+                    }
+                    if msg.has_sdp() {
+                        add_codecs(&mut d.answer_codecs, msg.body);
+                    }
+                } else if msg.cseq.method == Method::Invite && msg.has_sdp() && code < 300 {
+                    add_codecs(&mut d.answer_codecs, msg.body);
+                }
+            }
+            StartLine::Request { method, .. } => match method {
+                Method::Bye => {
+                    if d.bye.is_none() && d.state != State::Ended {
+                        let side = if from_caller {
+                            Side::Caller
+                        } else {
+                            Side::Callee
+                        };
+                        d.bye = Some((ts, side));
+                        d.reason_cause = d.reason_cause.or(msg.reason_cause);
+                        d.ended_at = Some(ts);
+                        d.state = State::Ended;
+                    }
+                }
+                Method::Cancel if msg.cseq.seq == d.invite_cseq => {
+                    if d.cancel_at.is_none() && d.final_any.is_none() {
+                        d.cancel_at = Some(ts);
+                        d.reason_cause = d.reason_cause.or(msg.reason_cause);
+                    }
+                }
+                Method::Ack if msg.has_sdp() => add_codecs(&mut d.answer_codecs, msg.body),
+                _ => {}
+            },
+        }
+    }
+
+    fn invite_response(d: &mut Dialog, meta: &Meta<'_>, msg: &SipMessage<'_>, code: u16) {
+        let ts = meta.ts_us;
+        let server = msg.server.or(msg.user_agent);
+        if code > 100 && (d.server.is_none() || d.server_from_trying) {
+            if let Some(s) = opt_text(server) {
+                d.server = Some(s);
+                d.server_from_trying = false;
+            }
+        } else if code == 100 && d.server.is_none() {
+            d.server = opt_text(server);
+            d.server_from_trying = d.server.is_some();
+        }
+        if code < 200 {
+            if code == 100 || d.state != State::Proceeding {
+                return;
+            }
+            d.last_provisional_at = Some(ts);
+            if d.pdd_at.is_none() {
+                d.pdd_at = Some(ts);
+            }
+            if matches!(code, 180 | 183) && d.ringing_at.is_none() {
+                d.ringing_at = Some(ts);
+            }
+            if msg.has_sdp() {
+                add_codecs(&mut d.answer_codecs, msg.body);
+            }
+            return;
+        }
+        // A final response. The caller's hop is the reverse of the INVITE's first sighting.
+        let on_caller_hop = meta.src == d.caller_hop.1 && meta.dst == d.caller_hop.0;
+        if on_caller_hop && d.final_caller_hop.is_none() && d.state != State::Challenged {
+            d.final_caller_hop = Some(code);
+        }
+        if d.bye.is_some() {
+            return;
+        }
+        if let Some((_, earlier)) = d.final_any {
+            // Forking: a 2xx from one branch wins over another branch's rejection
+            // (RFC 3261 §16.7 step 6); otherwise the first final response stands.
+            let fork_won = (200..300).contains(&code) && !(200..300).contains(&earlier);
+            if !fork_won || d.state != State::Ended {
+                return;
+            }
+            d.final_caller_hop = d.final_caller_hop.filter(|c| (200..300).contains(c));
+        }
+        d.final_any = Some((ts, code));
+        if d.pdd_at.is_none() && !matches!(code, 401 | 402 | 407) {
+            d.pdd_at = Some(ts);
+        }
+        if (200..300).contains(&code) {
+            d.answered_at.get_or_insert(ts);
+            d.state = State::Confirmed;
+            d.ended_at = None;
+            d.last_refresh_at = ts;
+            d.session_expires = msg.session_expires;
+            if msg.has_sdp() {
+                add_codecs(&mut d.answer_codecs, msg.body);
+            }
+        } else if is_retryable(code) {
+            d.state = State::Challenged;
+            d.ended_at = Some(ts);
+        } else {
+            d.state = State::Ended;
+            d.ended_at = Some(ts);
+            d.reason_cause = d.reason_cause.or(msg.reason_cause);
+        }
+    }
+
+    fn text_request(&mut self, meta: &Meta<'_>, msg: &SipMessage<'_>, out: &mut Vec<Record>) {
+        let key = text_key(&mut self.scratch, msg.call_id, msg.cseq.seq);
+        if self.texts.contains_key(key) {
+            self.stats.duplicates += 1;
+            return;
+        }
+        let StartLine::Request { uri, .. } = msg.start else {
+            return;
+        };
+        self.make_room(out);
+        self.seq += 1;
+        let order = (meta.ts_us, self.seq);
+        let record = MessageRecord {
+            call_id: text(msg.call_id),
+            cseq: msg.cseq.seq,
+            sent_at: meta.ts_us,
+            answered_at: None,
+            final_status: None,
+            sender: text(msg.from.uri.user.unwrap_or_default()),
+            sender_domain: text(msg.from.uri.host),
+            recipient: text(uri.user.unwrap_or_default()),
+            recipient_domain: text(uri.host),
+            content_type: opt_text(msg.content_type),
+            size_bytes: msg.content_length.unwrap_or(msg.body.len()) as u64,
+            src_ip: meta.src.ip(),
+            src_port: meta.src.port(),
+            dst_ip: meta.dst.ip(),
+            dst_port: meta.dst.port(),
+            transport: meta.transport,
+            source: meta.source.to_string(),
+        };
+        let key: Box<[u8]> = text_key(&mut self.scratch, msg.call_id, msg.cseq.seq).into();
+        self.order.insert(order, key.clone());
+        self.texts.insert(
+            key,
+            TextMessage {
+                order,
+                record,
+                caller_hop: (meta.src, meta.dst),
+                final_any: None,
+                final_caller_hop: None,
+            },
+        );
+    }
+
+    fn text_response(&mut self, meta: &Meta<'_>, msg: &SipMessage<'_>, code: u16) {
+        if code < 200 {
+            return;
+        }
+        let key = text_key(&mut self.scratch, msg.call_id, msg.cseq.seq);
+        let Some(t) = self.texts.get_mut(key) else {
+            self.stats.orphans += 1;
+            return;
+        };
+        if meta.src == t.caller_hop.1 && meta.dst == t.caller_hop.0 && t.final_caller_hop.is_none()
+        {
+            t.final_caller_hop = Some(code);
+        }
+        if t.final_any.is_none() {
+            t.final_any = Some((meta.ts_us, code));
+        }
+    }
+
+    /// Keeps the table under its cap by closing the oldest entry.
+    fn make_room(&mut self, out: &mut Vec<Record>) {
+        while self.open() >= self.cfg.max_open_dialogs.max(1) {
+            let Some((_, key)) = self.order.pop_first() else {
+                return;
+            };
+            self.stats.evicted += 1;
+            if let Some(d) = self.dialogs.get_mut(&key) {
+                if d.state != State::Ended {
+                    d.timeout = Some(TimeoutReason::Evicted);
+                }
+                self.emit_dialog(&key, out);
+            } else {
+                self.emit_text(&key, out);
+            }
+        }
+    }
+
+    fn sweep(&mut self, out: &mut Vec<Record>) {
+        let now = self.now;
+        let cfg = self.cfg;
+        let mut expired = std::mem::take(&mut self.expired);
+        for (key, d) in self.dialogs.iter_mut() {
+            let reason = match d.state {
+                State::Ended => {
+                    (now >= d.ended_at.unwrap_or(d.last_seen_at) + cfg.settle).then_some(None)
+                }
+                State::Challenged => (now
+                    >= d.ended_at.unwrap_or(d.last_seen_at) + cfg.transaction_timeout)
+                    .then_some(None),
+                State::Proceeding => match d.last_provisional_at {
+                    None => (now >= d.last_invite_at + cfg.transaction_timeout)
+                        .then_some(Some(TimeoutReason::NoResponse)),
+                    Some(p) => {
+                        (now >= p + cfg.ring_timeout).then_some(Some(TimeoutReason::RingTimeout))
+                    }
+                },
+                State::Confirmed => match d.session_expires {
+                    Some(se) if now >= d.last_refresh_at + i64::from(se) * SECOND => {
+                        Some(Some(TimeoutReason::SessionExpired))
+                    }
+                    _ => (now >= d.started_at + cfg.max_call_duration)
+                        .then_some(Some(TimeoutReason::MaxDuration)),
+                },
+            };
+            if let Some(reason) = reason {
+                d.timeout = d.timeout.or(reason);
+                expired.push(key.clone());
+            }
+        }
+        for key in expired.drain(..) {
+            self.emit_dialog(&key, out);
+        }
+        for (key, t) in self.texts.iter() {
+            let done_at = match t.final_any {
+                Some((at, _)) => (at + cfg.settle).max(t.record.sent_at + cfg.transaction_timeout),
+                None => t.record.sent_at + cfg.transaction_timeout,
+            };
+            if now >= done_at {
+                expired.push(key.clone());
+            }
+        }
+        for key in expired.drain(..) {
+            self.emit_text(&key, out);
+        }
+        self.expired = expired;
+    }
+
+    fn emit_dialog(&mut self, key: &[u8], out: &mut Vec<Record>) {
+        let Some(d) = self.dialogs.remove(key) else {
+            return;
+        };
+        self.order.remove(&d.order);
+        self.stats.calls += 1;
+        out.push(Record::Call(Box::new(Self::call_record(key, d))));
+    }
+
+    fn emit_text(&mut self, key: &[u8], out: &mut Vec<Record>) {
+        let Some(t) = self.texts.remove(key) else {
+            return;
+        };
+        self.order.remove(&t.order);
+        self.stats.text_messages += 1;
+        let mut r = t.record;
+        r.answered_at = t.final_any.map(|(at, _)| at);
+        r.final_status = t.final_caller_hop.or(t.final_any.map(|(_, c)| c));
+        out.push(Record::Message(Box::new(r)));
+    }
+
+    fn call_record(key: &[u8], d: Dialog) -> CallRecord {
+        let call_id_len = key.len() - d.caller_tag.len() - 1;
+        let call_id = text(&key[..call_id_len]);
+        let final_status = d.final_caller_hop.or(d.final_any.map(|(_, c)| c));
+        let timed_out = d.bye.is_none() && (d.timeout.is_some() || final_status.is_none());
+        let (ended_at, ended_by, timeout_reason, hangup_side) = if let Some((at, side)) = d.bye {
+            (at, EndedBy::Bye, None, Some(side))
+        } else if timed_out || final_status.is_some_and(|c| (200..300).contains(&c)) {
+            let reason = d.timeout.unwrap_or(TimeoutReason::CaptureEnd);
+            (d.last_seen_at, EndedBy::Timeout, Some(reason), None)
+        } else if d.cancel_at.is_some() {
+            (
+                d.ended_at.unwrap_or(d.last_seen_at),
+                EndedBy::Cancel,
+                None,
+                Some(Side::Caller),
+            )
+        } else {
+            (
+                d.ended_at.unwrap_or(d.last_seen_at),
+                EndedBy::Rejected,
+                None,
+                Some(Side::Callee),
+            )
+        };
+        let codecs = if !d.answer_codecs.is_empty() {
+            Some(d.answer_codecs)
+        } else if !d.offer_codecs.is_empty() {
+            Some(d.offer_codecs)
+        } else {
+            None
+        };
+        CallRecord {
+            call_id,
+            from_tag: text(&d.caller_tag),
+            started_at: d.started_at,
+            ringing_at: d.ringing_at,
+            answered_at: d.answered_at,
+            ended_at,
+            last_seen_at: d.last_seen_at,
+            pdd_ms: d.pdd_at.map(|p| (p - d.started_at).div_euclid(1000)),
+            disposition: if d.answered_at.is_some() {
+                Disposition::Answered
+            } else {
+                disposition(final_status)
+            },
+            final_status,
+            ended_by,
+            timeout_reason,
+            hangup_side,
+            reason_cause: d.reason_cause,
+            caller: d.caller,
+            caller_domain: d.caller_domain,
+            caller_name: d.caller_name,
+            callee: d.callee,
+            callee_domain: d.callee_domain,
+            asserted_identity: d.asserted_identity,
+            src_ip: d.caller_hop.0.ip(),
+            src_port: d.caller_hop.0.port(),
+            dst_ip: d.caller_hop.1.ip(),
+            dst_port: d.caller_hop.1.port(),
+            transport: d.transport,
+            user_agent: d.user_agent,
+            server: d.server,
+            codecs,
+            source: d.source.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! One test per rule of docs/call-model.md. Messages are built directly (not parsed)
+    //! so each test states exactly what was on the wire.
+    use super::*;
+    use crate::sip::{CSeq, NameAddr, Uri, Via};
+
+    const S: i64 = SECOND;
+    const MS: i64 = 1000;
+    const CALLER: &str = "10.0.0.1:5060";
+    const PROXY: &str = "10.0.0.2:5060";
+    const CALLEE: &str = "10.0.0.3:5060";
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().expect("test address")
+    }
+
+    fn uri(user: &'static str, host: &'static str) -> Uri<'static> {
+        Uri {
+            scheme: b"sip",
+            user: Some(user.as_bytes()),
+            host: host.as_bytes(),
+            port: None,
+        }
+    }
+
+    /// A message builder with the values of one plain call; tests change what matters.
+    #[derive(Clone, Copy)]
+    struct M {
+        msg: SipMessage<'static>,
+    }
+
+    fn invite() -> M {
+        M {
+            msg: SipMessage {
+                start: StartLine::Request {
+                    method: Method::Invite,
+                    uri: uri("15559870002", "pbx.example"),
+                },
+                call_id: b"call-1@host",
+                cseq: CSeq {
+                    seq: 1,
+                    method: Method::Invite,
+                },
+                from: NameAddr {
+                    display: Some(b"Alice"),
+                    uri: uri("+15551230001", "example.com"),
+                    tag: Some(b"ftag"),
+                },
+                to: NameAddr {
+                    display: None,
+                    uri: uri("15559870002", "pbx.example"),
+                    tag: None,
+                },
+                via: Some(Via {
+                    transport: b"UDP",
+                    sent_by: b"10.0.0.1",
+                    branch: Some(b"z9hG4bK-1"),
+                }),
+                contact: None,
+                user_agent: Some(b"softphone/1.0"),
+                server: None,
+                asserted_identity: Some(uri("5551230001", "example.com")),
+                reason_cause: None,
+                session_expires: None,
+                content_type: Some(b"application/sdp"),
+                content_length: Some(SDP_OFFER.len()),
+                body: SDP_OFFER,
+                body_truncated: false,
+                len: 0,
+            },
+        }
+    }
+
+    const SDP_OFFER: &[u8] =
+        b"v=0\r\nm=audio 4000 RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\n";
+    const SDP_ANSWER: &[u8] =
+        b"v=0\r\nm=audio 5000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n";
+
+    impl M {
+        fn resp(self, code: u16) -> M {
+            let mut m = self;
+            m.msg.start = StartLine::Response { code, reason: b"" };
+            m.msg.body = b"";
+            m.msg.content_type = None;
+            m.msg.user_agent = None;
+            m.msg.server = Some(b"pbx/2.0");
+            if code > 100 {
+                m.msg.to.tag = Some(b"ttag");
+            }
+            m
+        }
+        fn req(self, method: Method<'static>) -> M {
+            let mut m = self;
+            m.msg.start = StartLine::Request {
+                method,
+                uri: uri("15559870002", "10.0.0.3"),
+            };
+            m.msg.cseq = CSeq {
+                seq: if method == Method::Ack { 1 } else { 2 },
+                method,
+            };
+            m.msg.to.tag = Some(b"ttag");
+            m.msg.body = b"";
+            m.msg.content_type = None;
+            m
+        }
+        /// The same request sent by the callee: tags swapped.
+        fn from_callee(self) -> M {
+            let mut m = self;
+            std::mem::swap(&mut m.msg.from.tag, &mut m.msg.to.tag);
+            m
+        }
+        fn cseq(mut self, seq: u32) -> M {
+            self.msg.cseq.seq = seq;
+            self
+        }
+        fn branch(mut self, b: &'static str) -> M {
+            if let Some(v) = self.msg.via.as_mut() {
+                v.branch = Some(b.as_bytes());
+            }
+            self
+        }
+        fn call_id(mut self, id: &'static str) -> M {
+            self.msg.call_id = id.as_bytes();
+            self
+        }
+        fn to_tag(mut self, t: &'static str) -> M {
+            self.msg.to.tag = Some(t.as_bytes());
+            self
+        }
+        fn reason(mut self, cause: u16) -> M {
+            self.msg.reason_cause = Some(cause);
+            self
+        }
+        fn sdp(mut self, body: &'static [u8]) -> M {
+            self.msg.body = body;
+            self.msg.content_type = Some(b"application/sdp");
+            self
+        }
+        fn session_expires(mut self, s: u32) -> M {
+            self.msg.session_expires = Some(s);
+            self
+        }
+    }
+
+    struct Run {
+        t: Tracker,
+        out: Vec<Record>,
+        source: Arc<str>,
+    }
+
+    impl Run {
+        fn new() -> Run {
+            Run::with(TrackerConfig::default())
+        }
+        fn with(cfg: TrackerConfig) -> Run {
+            Run {
+                t: Tracker::new(cfg),
+                out: Vec::new(),
+                source: Arc::from("test.pcap"),
+            }
+        }
+        /// Feeds `m` seen at `ts` travelling from `src` to `dst`.
+        fn at(&mut self, ts: i64, src: &str, dst: &str, m: M) -> &mut Run {
+            let meta = Meta {
+                ts_us: ts,
+                src: addr(src),
+                dst: addr(dst),
+                transport: Transport::Udp,
+                source: &self.source,
+            };
+            self.t.on_message(&meta, &m.msg, &mut self.out);
+            self
+        }
+        fn calls(&mut self) -> Vec<CallRecord> {
+            self.t.finish(&mut self.out);
+            self.out
+                .drain(..)
+                .filter_map(|r| match r {
+                    Record::Call(c) => Some(*c),
+                    Record::Message(_) => None,
+                })
+                .collect()
+        }
+        fn one(&mut self) -> CallRecord {
+            let mut calls = self.calls();
+            assert_eq!(calls.len(), 1, "expected exactly one record: {calls:#?}");
+            calls.remove(0)
+        }
+    }
+
+    /// INVITE at 0, 100 at 10 ms, 180 at 1 s, 200 at 5 s, ACK, BYE from the caller at 65 s.
+    fn answered(r: &mut Run) -> &mut Run {
+        let i = invite();
+        r.at(0, CALLER, CALLEE, i)
+            .at(10 * MS, CALLEE, CALLER, i.resp(100))
+            .at(S, CALLEE, CALLER, i.resp(180))
+            .at(5 * S, CALLEE, CALLER, i.resp(200).sdp(SDP_ANSWER))
+            .at(5 * S + MS, CALLER, CALLEE, i.req(Method::Ack))
+            .at(65 * S + 1500, CALLER, CALLEE, i.req(Method::Bye).reason(16))
+            .at(
+                65 * S + 2 * MS,
+                CALLEE,
+                CALLER,
+                i.req(Method::Bye).resp(200),
+            )
+    }
+
+    #[test]
+    fn answered_call_gives_every_field_of_the_record() {
+        let c = answered(&mut Run::new()).one();
+        assert_eq!(c.call_id, "call-1@host");
+        assert_eq!(c.from_tag, "ftag");
+        assert_eq!(
+            (c.started_at, c.ringing_at, c.answered_at, c.ended_at),
+            (0, Some(S), Some(5 * S), 65 * S + 1500)
+        );
+        assert_eq!(
+            (c.duration_ms(), c.billable_ms(), c.pdd_ms),
+            (65_001, 60_001, Some(1000))
+        );
+        assert_eq!(c.disposition, Disposition::Answered);
+        assert_eq!(c.final_status, Some(200));
+        assert_eq!(c.ended_by, EndedBy::Bye);
+        assert_eq!(c.timeout_reason, None);
+        assert_eq!(c.hangup_side, Some(Side::Caller));
+        assert_eq!(c.reason_cause, Some(16));
+        assert_eq!(
+            (c.caller.as_str(), c.caller_domain.as_str()),
+            ("+15551230001", "example.com")
+        );
+        assert_eq!(c.caller_name.as_deref(), Some("Alice"));
+        assert_eq!(
+            (c.callee.as_str(), c.callee_domain.as_str()),
+            ("15559870002", "pbx.example")
+        );
+        assert_eq!(c.asserted_identity.as_deref(), Some("5551230001"));
+        assert_eq!(
+            (c.src_ip, c.src_port, c.dst_ip, c.dst_port),
+            (addr(CALLER).ip(), 5060, addr(CALLEE).ip(), 5060)
+        );
+        assert_eq!(c.transport, Transport::Udp);
+        assert_eq!(c.user_agent.as_deref(), Some("softphone/1.0"));
+        assert_eq!(c.server.as_deref(), Some("pbx/2.0"));
+        assert_eq!(c.source, "test.pcap");
+        assert_eq!(c.last_seen_at, 65 * S + 1500);
+    }
+
+    #[test]
+    fn one_record_per_call_id_and_from_tag() {
+        let mut r = Run::new();
+        let a = invite();
+        let b = invite().call_id("call-2@host");
+        r.at(0, CALLER, CALLEE, a).at(1, CALLER, CALLEE, b);
+        r.at(2, CALLEE, CALLER, a.resp(486))
+            .at(3, CALLEE, CALLER, b.resp(404));
+        let calls = r.calls();
+        assert_eq!(calls.len(), 2);
+        let codes: Vec<_> = calls
+            .iter()
+            .map(|c| (c.call_id.as_str(), c.final_status))
+            .collect();
+        assert!(
+            codes.contains(&("call-1@host", Some(486)))
+                && codes.contains(&("call-2@host", Some(404)))
+        );
+    }
+
+    #[test]
+    fn retransmissions_never_change_the_record_first_sighting_wins() {
+        let mut r = Run::new();
+        let i = invite();
+        r.at(0, CALLER, CALLEE, i)
+            .at(500 * MS, CALLER, CALLEE, i)
+            .at(S, CALLEE, CALLER, i.resp(180))
+            .at(2 * S, CALLEE, CALLER, i.resp(180))
+            .at(3 * S, CALLEE, CALLER, i.resp(486))
+            .at(3 * S + 500 * MS, CALLEE, CALLER, i.resp(486));
+        let c = r.one();
+        assert_eq!(
+            (c.started_at, c.ringing_at, c.ended_at),
+            (0, Some(S), 3 * S)
+        );
+        assert_eq!(r.t.stats().duplicates, 1);
+    }
+
+    #[test]
+    fn one_dialog_seen_at_two_hops_is_one_record_with_earliest_sightings() {
+        let mut r = Run::new();
+        let i = invite();
+        let hop2 = i.branch("z9hG4bK-proxy");
+        r.at(0, CALLER, PROXY, i)
+            .at(2 * MS, PROXY, CALLEE, hop2)
+            .at(S, CALLEE, PROXY, hop2.resp(180))
+            .at(S + MS, PROXY, CALLER, i.resp(180))
+            .at(4 * S, CALLEE, PROXY, hop2.resp(200))
+            .at(4 * S + MS, PROXY, CALLER, i.resp(200))
+            .at(9 * S, CALLER, PROXY, i.req(Method::Bye))
+            .at(9 * S + MS, PROXY, CALLEE, hop2.req(Method::Bye));
+        let c = r.one();
+        assert_eq!(
+            (c.started_at, c.ringing_at, c.answered_at, c.ended_at),
+            (0, Some(S), Some(4 * S), 9 * S)
+        );
+        assert_eq!((c.src_ip, c.dst_ip), (addr(CALLER).ip(), addr(PROXY).ip()));
+    }
+
+    #[test]
+    fn b2bua_legs_with_their_own_call_ids_are_separate_records() {
+        let mut r = Run::new();
+        let a = invite();
+        let b = invite().call_id("b-leg@pbx").branch("z9hG4bK-b");
+        r.at(0, CALLER, PROXY, a).at(MS, PROXY, CALLEE, b);
+        r.at(S, CALLEE, PROXY, b.resp(200))
+            .at(S + MS, PROXY, CALLER, a.resp(200));
+        assert_eq!(r.calls().len(), 2);
+    }
+
+    #[test]
+    fn auth_challenge_then_retry_is_one_call_started_at_the_challenged_invite() {
+        let mut r = Run::new();
+        let first = invite();
+        let retry = invite().cseq(2).branch("z9hG4bK-2");
+        r.at(0, CALLER, CALLEE, first)
+            .at(5 * MS, CALLEE, CALLER, first.resp(407))
+            .at(6 * MS, CALLER, CALLEE, first.req(Method::Ack))
+            .at(20 * MS, CALLER, CALLEE, retry)
+            .at(2 * S, CALLEE, CALLER, retry.resp(180))
+            .at(4 * S, CALLEE, CALLER, retry.resp(200))
+            .at(
+                10 * S,
+                CALLEE,
+                CALLER,
+                retry.req(Method::Bye).cseq(1).from_callee(),
+            );
+        let c = r.one();
+        assert_eq!(c.started_at, 0);
+        assert_eq!(
+            c.pdd_ms,
+            Some(2000),
+            "the 407 does not count as post-dial delay"
+        );
+        assert_eq!(
+            (c.disposition, c.final_status, c.answered_at),
+            (Disposition::Answered, Some(200), Some(4 * S))
+        );
+    }
+
+    #[test]
+    fn challenge_without_retry_is_a_rejected_call_with_the_challenge_code() {
+        let mut r = Run::new();
+        let i = invite();
+        r.at(0, CALLER, CALLEE, i)
+            .at(5 * MS, CALLEE, CALLER, i.resp(401));
+        r.t.advance(40 * S, &mut r.out);
+        let c = r.one();
+        assert_eq!(
+            (c.final_status, c.ended_by, c.ended_at, c.pdd_ms),
+            (Some(401), EndedBy::Rejected, 5 * MS, None)
+        );
+        assert_eq!(c.disposition, Disposition::Failed);
+    }
+
+    #[test]
+    fn reinvite_updates_last_seen_and_codecs_only() {
+        let mut r = Run::new();
+        let i = invite();
+        let re = i
+            .req(Method::Invite)
+            .cseq(3)
+            .sdp(b"v=0\r\nm=audio 1 RTP/AVP 8\r\n");
+        r.at(0, CALLER, CALLEE, i)
+            .at(S, CALLEE, CALLER, i.resp(200).sdp(SDP_ANSWER))
+            .at(20 * S, CALLER, CALLEE, re)
+            .at(
+                20 * S + MS,
+                CALLEE,
+                CALLER,
+                re.resp(200).sdp(b"v=0\r\nm=audio 2 RTP/AVP 8\r\n"),
+            )
+            .at(30 * S, CALLER, CALLEE, i.req(Method::Bye).cseq(4));
+        let c = r.one();
+        assert_eq!(
+            (c.started_at, c.answered_at, c.ended_at),
+            (0, Some(S), 30 * S)
+        );
+        assert_eq!(c.final_status, Some(200));
+        assert_eq!(c.codecs.as_deref(), Some("PCMU,telephone-event,PCMA"));
+    }
+
+    #[test]
+    fn forked_provisionals_are_one_record_and_the_first_2xx_decides() {
+        let mut r = Run::new();
+        let i = invite();
+        r.at(0, CALLER, PROXY, i)
+            .at(S, PROXY, CALLER, i.resp(180).to_tag("fork-a"))
+            .at(S + MS, PROXY, CALLER, i.resp(183).to_tag("fork-b"))
+            .at(3 * S, PROXY, CALLER, i.resp(200).to_tag("fork-b"))
+            .at(
+                9 * S,
+                PROXY,
+                CALLER,
+                i.req(Method::Bye).to_tag("fork-b").from_callee(),
+            );
+        let c = r.one();
+        assert_eq!(
+            (c.ringing_at, c.answered_at, c.hangup_side),
+            (Some(S), Some(3 * S), Some(Side::Callee))
+        );
+    }
+
+    #[test]
+    fn call_id_reused_after_the_end_with_a_new_branch_starts_a_new_record() {
+        let mut r = Run::new();
+        let i = invite();
+        r.at(0, CALLER, CALLEE, i)
+            .at(S, CALLEE, CALLER, i.resp(486));
+        r.at(2 * S, CALLER, CALLEE, i.branch("z9hG4bK-new").cseq(7));
+        r.at(3 * S, CALLEE, CALLER, i.cseq(7).resp(404));
+        let calls = r.calls();
+        assert_eq!(calls.len(), 2);
+        assert_eq!((calls[0].started_at, calls[0].final_status), (0, Some(486)));
+        assert_eq!(
+            (calls[1].started_at, calls[1].final_status),
+            (2 * S, Some(404))
+        );
+    }
+
+    #[test]
+    fn ringing_at_is_the_first_180_or_183_and_pdd_the_first_non_100_provisional() {
+        let mut r = Run::new();
+        let i = invite();
+        r.at(0, CALLER, CALLEE, i)
+            .at(100 * MS, CALLEE, CALLER, i.resp(100))
+            .at(700 * MS + 999, CALLEE, CALLER, i.resp(181))
+            .at(2 * S, CALLEE, CALLER, i.resp(183))
+            .at(3 * S, CALLEE, CALLER, i.resp(180))
+            .at(4 * S, CALLEE, CALLER, i.resp(480));
+        let c = r.one();
+        assert_eq!((c.ringing_at, c.pdd_ms), (Some(2 * S), Some(700)));
+    }
+
+    #[test]
+    fn pdd_falls_back_to_the_final_response_when_no_provisional_came() {
+        let mut r = Run::new();
+        let i = invite();
+        r.at(0, CALLER, CALLEE, i)
+            .at(10 * MS, CALLEE, CALLER, i.resp(100))
+            .at(1234 * MS + 999, CALLEE, CALLER, i.resp(503));
+        let c = r.one();
+        assert_eq!(
+            (c.pdd_ms, c.ringing_at, c.ended_at),
+            (Some(1234), None, 1234 * MS + 999)
+        );
+    }
+
+    #[test]
+    fn callee_bye_is_a_callee_hangup_and_ends_the_call() {
+        let mut r = Run::new();
+        let i = invite();
+        r.at(0, CALLER, CALLEE, i)
+            .at(S, CALLEE, CALLER, i.resp(200))
+            .at(
+                7 * S,
+                CALLEE,
+                CALLER,
+                i.req(Method::Bye).cseq(1).from_callee().reason(17),
+            );
+        let c = r.one();
+        assert_eq!(
+            (c.ended_by, c.hangup_side, c.ended_at, c.reason_cause),
+            (EndedBy::Bye, Some(Side::Callee), 7 * S, Some(17))
+        );
+        assert_eq!(c.billable_ms(), 6000);
+    }
+
+    #[test]
+    fn cancelled_call_ends_at_the_487_as_a_caller_cancel_with_no_answer() {
+        let mut r = Run::new();
+        let i = invite();
+        r.at(0, CALLER, CALLEE, i)
+            .at(S, CALLEE, CALLER, i.resp(180))
+            .at(
+                5 * S,
+                CALLER,
+                CALLEE,
+                i.req(Method::Cancel).cseq(1).to_tag("").reason(16),
+            )
+            .at(5 * S + MS, CALLEE, CALLER, i.resp(487))
+            .at(5 * S + 2 * MS, CALLER, CALLEE, i.req(Method::Ack));
+        let c = r.one();
+        assert_eq!(
+            (c.ended_at, c.ended_by, c.hangup_side),
+            (5 * S + MS, EndedBy::Cancel, Some(Side::Caller))
+        );
+        assert_eq!(
+            (c.disposition, c.final_status, c.reason_cause),
+            (Disposition::NoAnswer, Some(487), Some(16))
+        );
+        assert_eq!(c.billable_ms(), 0);
+    }
+
+    #[test]
+    fn final_codes_map_to_dispositions() {
+        for (code, disp) in [
+            (486, Disposition::Busy),
+            (600, Disposition::Busy),
+            (487, Disposition::NoAnswer),
+            (408, Disposition::NoAnswer),
+            (480, Disposition::NoAnswer),
+            (404, Disposition::Failed),
+            (302, Disposition::Failed),
+            (503, Disposition::Failed),
+            (603, Disposition::Failed),
+        ] {
+            let mut r = Run::new();
+            let i = invite();
+            r.at(0, CALLER, CALLEE, i)
+                .at(S, CALLEE, CALLER, i.resp(code));
+            let c = r.one();
+            assert_eq!(
+                (c.disposition, c.ended_by, c.hangup_side),
+                (disp, EndedBy::Rejected, Some(Side::Callee)),
+                "code {code}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_caller_hops_final_code_wins_but_ended_at_is_the_first_final_anywhere() {
+        let mut r = Run::new();
+        let i = invite();
+        let hop2 = i.branch("z9hG4bK-proxy");
+        r.at(0, CALLER, PROXY, i)
+            .at(MS, PROXY, CALLEE, hop2)
+            .at(S, CALLEE, PROXY, hop2.resp(503))
+            .at(S + 3 * MS, PROXY, CALLER, i.resp(500));
+        let c = r.one();
+        assert_eq!((c.final_status, c.ended_at), (Some(500), S));
+    }
+
+    #[test]
+    fn another_hops_final_code_counts_when_the_callers_hop_had_none() {
+        let mut r = Run::new();
+        let i = invite();
+        let hop2 = i.branch("z9hG4bK-proxy");
+        r.at(0, CALLER, PROXY, i)
+            .at(MS, PROXY, CALLEE, hop2)
+            .at(S, CALLEE, PROXY, hop2.resp(503));
+        assert_eq!(r.one().final_status, Some(503));
+    }
+
+    #[test]
+    fn unanswered_invite_without_response_times_out_after_timer_b() {
+        let mut r = Run::new();
+        let i = invite();
+        r.at(0, CALLER, CALLEE, i).at(4 * S, CALLER, CALLEE, i);
+        r.t.advance(4 * S + 31 * S, &mut r.out);
+        assert!(r.out.is_empty(), "closed before Timer B ran out");
+        r.t.advance(4 * S + 32 * S, &mut r.out);
+        let c = r.one();
+        assert_eq!(
+            (c.ended_by, c.timeout_reason, c.disposition),
+            (
+                EndedBy::Timeout,
+                Some(TimeoutReason::NoResponse),
+                Disposition::Failed
+            )
+        );
+        assert_eq!(
+            (c.ended_at, c.final_status, c.hangup_side),
+            (4 * S, None, None)
+        );
+    }
+
+    #[test]
+    fn ringing_without_final_times_out_after_ring_timeout() {
+        let mut r = Run::new();
+        let i = invite();
+        r.at(0, CALLER, CALLEE, i)
+            .at(S, CALLEE, CALLER, i.resp(180));
+        r.t.advance(S + 180 * S, &mut r.out);
+        assert_eq!(r.one().timeout_reason, Some(TimeoutReason::RingTimeout));
+    }
+
+    #[test]
+    fn answered_call_without_bye_closes_when_the_session_timer_expires() {
+        let mut r = Run::new();
+        let i = invite();
+        r.at(0, CALLER, CALLEE, i)
+            .at(S, CALLEE, CALLER, i.resp(200).session_expires(90));
+        r.at(S + MS, CALLER, CALLEE, i.req(Method::Ack));
+        r.t.advance(S + 91 * S, &mut r.out);
+        let c = r.one();
+        assert_eq!(
+            (c.timeout_reason, c.disposition, c.ended_at),
+            (
+                Some(TimeoutReason::SessionExpired),
+                Disposition::Answered,
+                S + MS
+            )
+        );
+    }
+
+    #[test]
+    fn session_refresh_pushes_the_session_timer_back() {
+        let mut r = Run::new();
+        let i = invite();
+        let up = i.req(Method::Update).cseq(5);
+        r.at(0, CALLER, CALLEE, i)
+            .at(S, CALLEE, CALLER, i.resp(200).session_expires(90));
+        r.at(50 * S, CALLER, CALLEE, up).at(
+            50 * S + MS,
+            CALLEE,
+            CALLER,
+            up.resp(200).session_expires(90),
+        );
+        r.t.advance(100 * S, &mut r.out);
+        assert!(r.out.is_empty(), "refreshed at 50 s, so open until 140 s");
+        r.t.advance(141 * S, &mut r.out);
+        assert_eq!(r.one().last_seen_at, 50 * S + MS);
+    }
+
+    #[test]
+    fn answered_call_without_bye_or_session_timer_closes_at_max_duration() {
+        let mut r = Run::new();
+        let i = invite();
+        r.at(0, CALLER, CALLEE, i)
+            .at(S, CALLEE, CALLER, i.resp(200));
+        r.t.advance(4 * 3600 * S, &mut r.out);
+        assert_eq!(r.one().timeout_reason, Some(TimeoutReason::MaxDuration));
+    }
+
+    #[test]
+    fn calls_open_at_the_end_of_a_capture_close_as_capture_end() {
+        let mut r = Run::new();
+        let i = invite();
+        r.at(0, CALLER, CALLEE, i)
+            .at(S, CALLEE, CALLER, i.resp(200))
+            .at(S + MS, CALLER, CALLEE, i.req(Method::Ack));
+        let c = r.one();
+        assert_eq!(
+            (c.ended_by, c.timeout_reason, c.ended_at),
+            (EndedBy::Timeout, Some(TimeoutReason::CaptureEnd), S + MS)
+        );
+        assert_eq!(
+            (c.disposition, c.billable_ms()),
+            (Disposition::Answered, 1),
+            "until the ACK, the last message seen"
+        );
+    }
+
+    #[test]
+    fn the_open_dialog_cap_closes_the_oldest_as_evicted() {
+        let mut r = Run::with(TrackerConfig {
+            max_open_dialogs: 2,
+            ..TrackerConfig::default()
+        });
+        r.at(0, CALLER, CALLEE, invite().call_id("a"))
+            .at(1, CALLER, CALLEE, invite().call_id("b"))
+            .at(2, CALLER, CALLEE, invite().call_id("c"));
+        assert_eq!(r.t.stats().evicted, 1);
+        assert_eq!(r.t.open(), 2);
+        let first = r.out.first().cloned();
+        let Some(Record::Call(c)) = first else {
+            panic!("no evicted record")
+        };
+        assert_eq!(
+            (c.call_id.as_str(), c.timeout_reason),
+            ("a", Some(TimeoutReason::Evicted))
+        );
+    }
+
+    #[test]
+    fn in_dialog_messages_without_a_known_dialog_are_counted_as_orphans() {
+        let mut r = Run::new();
+        r.at(0, CALLER, CALLEE, invite().req(Method::Bye)).at(
+            1,
+            CALLEE,
+            CALLER,
+            invite().resp(200),
+        );
+        assert_eq!(r.t.stats().orphans, 2);
+        assert!(r.calls().is_empty());
+    }
+
+    #[test]
+    fn offer_codecs_are_kept_when_no_answer_carried_sdp() {
+        let mut r = Run::new();
+        let i = invite();
+        r.at(0, CALLER, CALLEE, i)
+            .at(S, CALLEE, CALLER, i.resp(486));
+        assert_eq!(r.one().codecs.as_deref(), Some("PCMU,PCMA,telephone-event"));
+    }
+
+    fn message() -> M {
+        let mut m = invite();
+        m.msg.start = StartLine::Request {
+            method: Method::Message,
+            uri: uri("15559870002", "sms.example"),
+        };
+        m.msg.cseq = CSeq {
+            seq: 20,
+            method: Method::Message,
+        };
+        m.msg.content_type = Some(b"text/plain");
+        m.msg.body = b"secret text";
+        m.msg.content_length = Some(11);
+        m
+    }
+
+    fn texts(r: &mut Run) -> Vec<MessageRecord> {
+        r.t.finish(&mut r.out);
+        r.out
+            .drain(..)
+            .filter_map(|x| match x {
+                Record::Message(m) => Some(*m),
+                Record::Call(_) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn one_record_per_message_transaction_with_its_final_response() {
+        let mut r = Run::new();
+        let m = message();
+        r.at(0, CALLER, CALLEE, m)
+            .at(500 * MS, CALLER, CALLEE, m)
+            .at(600 * MS, CALLEE, CALLER, m.resp(202));
+        let t = texts(&mut r);
+        assert_eq!(t.len(), 1);
+        let t = &t[0];
+        assert_eq!(
+            (
+                t.call_id.as_str(),
+                t.cseq,
+                t.sent_at,
+                t.answered_at,
+                t.final_status
+            ),
+            ("call-1@host", 20, 0, Some(600 * MS), Some(202))
+        );
+        assert_eq!(
+            (t.sender.as_str(), t.sender_domain.as_str()),
+            ("+15551230001", "example.com")
+        );
+        assert_eq!(
+            (t.recipient.as_str(), t.recipient_domain.as_str()),
+            ("15559870002", "sms.example")
+        );
+        assert_eq!(
+            (t.content_type.as_deref(), t.size_bytes),
+            (Some("text/plain"), 11)
+        );
+    }
+
+    #[test]
+    fn message_records_are_emitted_after_timer_f_without_waiting_for_the_end() {
+        let mut r = Run::new();
+        let m = message();
+        r.at(0, CALLER, CALLEE, m)
+            .at(100 * MS, CALLEE, CALLER, m.resp(200));
+        r.t.advance(32 * S, &mut r.out);
+        assert_eq!(r.out.len(), 1);
+        assert_eq!(r.t.stats().text_messages, 1);
+    }
+}

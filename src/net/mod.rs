@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 
 pub mod decode;
 
-pub use decode::{DecodeError, Decoder, SkipKind};
+pub use decode::{DecodeError, DecodeStats, Decoder, LinkType, SkipKind};
 
 /// How a SIP message travelled, as the call record reports it (CALL_MODEL `transport`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -67,3 +67,39 @@ impl Writer {
         Err(StoreError::Todo)
     }
 }
+
+pub mod export {
+    //! Skeleton.
+    use crate::call::{CallRecord, MessageRecord};
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Format {
+        Table,
+        Csv,
+        Jsonl,
+    }
+    impl std::str::FromStr for Format {
+        type Err = String;
+        fn from_str(s: &str) -> Result<Self, String> {
+            match s {
+                "table" => Ok(Format::Table),
+                "csv" => Ok(Format::Csv),
+                "jsonl" => Ok(Format::Jsonl),
+                _ => Err(s.to_string()),
+            }
+        }
+    }
+    pub fn write_calls(
+        _out: &mut dyn std::io::Write,
+        _f: Format,
+        _c: &[CallRecord],
+    ) -> std::io::Result<()> {
+        Ok(())
+    }
+    pub fn write_messages(
+        _out: &mut dyn std::io::Write,
+        _f: Format,
+        _c: &[MessageRecord],
+    ) -> std::io::Result<()> {
+        Ok(())
+    }
+}
