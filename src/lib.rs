@@ -7,6 +7,7 @@
 //! SQLite; only `ingest` (and the binary) wire them together.
 
 pub mod call;
+pub mod config;
 pub mod ingest;
 pub mod net;
 pub mod sip;

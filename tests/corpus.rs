@@ -21,8 +21,15 @@ fn corpus_dir() -> Option<PathBuf> {
         return Some(dir);
     }
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    assert!(!ci, "CI=true but the corpus is missing at {}", dir.display());
-    eprintln!("SKIPPED: capture corpus not found at {} (it lives beside the repository, in ../shared)", dir.display());
+    assert!(
+        !ci,
+        "CI=true but the corpus is missing at {}",
+        dir.display()
+    );
+    eprintln!(
+        "SKIPPED: capture corpus not found at {} (it lives beside the repository, in ../shared)",
+        dir.display()
+    );
     None
 }
 
@@ -49,7 +56,8 @@ fn epoch_us(s: &str) -> Option<i64> {
 }
 
 fn expected(dir: &Path) -> Vec<Expected> {
-    let tsv = std::fs::read_to_string(dir.join("expected-tshark.tsv")).expect("read expected-tshark.tsv");
+    let tsv =
+        std::fs::read_to_string(dir.join("expected-tshark.tsv")).expect("read expected-tshark.tsv");
     tsv.lines()
         .skip(1)
         .filter(|l| !l.trim().is_empty())
@@ -95,16 +103,24 @@ fn compare(e: &Expected, ours: &[&CallRecord]) -> Option<String> {
         diffs.push(format!("started_at {} != {}", c.started_at, e.invite_us));
     }
     if c.final_status != e.final_code {
-        diffs.push(format!("final_status {:?} != {:?}", c.final_status, e.final_code));
+        diffs.push(format!(
+            "final_status {:?} != {:?}",
+            c.final_status, e.final_code
+        ));
     }
     let answered = e.final_code.is_some_and(|code| (200..300).contains(&code));
     if answered && c.answered_at != e.final_us {
-        diffs.push(format!("answered_at {:?} != {:?}", c.answered_at, e.final_us));
+        diffs.push(format!(
+            "answered_at {:?} != {:?}",
+            c.answered_at, e.final_us
+        ));
     }
     let expected_end = if answered { e.bye_us } else { e.final_us };
     match expected_end {
         Some(end) if c.ended_at != end => diffs.push(format!("ended_at {} != {end}", c.ended_at)),
-        None if c.ended_by != EndedBy::Timeout => diffs.push(format!("ended_by {:?}, tshark saw no end", c.ended_by)),
+        None if c.ended_by != EndedBy::Timeout => {
+            diffs.push(format!("ended_by {:?}, tshark saw no end", c.ended_by))
+        }
         _ => {}
     }
     (!diffs.is_empty()).then(|| diffs.join("; "))
@@ -155,8 +171,18 @@ fn corpus_invite_dialogs_agree_with_tshark() {
         eprintln!("  agreement {ok}/{}", rows.len());
     }
     let pct = |a: usize, b: usize| 100.0 * a as f64 / b.max(1) as f64;
-    eprintln!("TOTAL: {all_ok}/{all} INVITE dialogs agree ({:.1}%)", pct(all_ok, all));
-    eprintln!("UDP:   {udp_ok}/{udp} INVITE dialogs agree ({:.1}%)", pct(udp_ok, udp));
+    eprintln!(
+        "TOTAL: {all_ok}/{all} INVITE dialogs agree ({:.1}%)",
+        pct(all_ok, all)
+    );
+    eprintln!(
+        "UDP:   {udp_ok}/{udp} INVITE dialogs agree ({:.1}%)",
+        pct(udp_ok, udp)
+    );
     assert!(pct(udp_ok, udp) >= 95.0, "UDP agreement below 95%");
-    assert!(unexplained.is_empty(), "unexplained disagreements:\n{}", unexplained.join("\n"));
+    assert!(
+        unexplained.is_empty(),
+        "unexplained disagreements:\n{}",
+        unexplained.join("\n")
+    );
 }
