@@ -458,5 +458,157 @@ fn commit(
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
+    use crate::store::testutil::*;
+    use crate::store::Query;
+
+    fn temp_store() -> (tempfile::TempDir, PathBuf, Store) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("callmeta.db");
+        let store = Store::open(&path).expect("open");
+        (dir, path, store)
+    }
+
+    const FAST_RETRIES: &[Duration] = &[Duration::from_millis(1), Duration::from_millis(1)];
+
+    fn numbered(i: i64) -> Record {
+        rec(call(&format!("call-{i}"), T0 + i, "100", "200"))
+    }
+
+    #[test]
+    fn commits_in_batches_of_batch_size_and_finish_returns_the_counts() {
+        let (_dir, path, store) = temp_store();
+        // A flush interval far longer than the test: only batch_size and finish flush.
+        let writer = Writer::spawn(
+            store,
+            WriterConfig {
+                batch_size: 4,
+                flush_interval: Duration::from_secs(3600),
+                queue: 16,
+            },
+        );
+        for i in 0..9 {
+            writer.send(numbered(i)).expect("send");
+        }
+        writer.send(msg(full_message())).expect("send");
+        let stats = writer.finish().expect("finish");
+        assert_eq!(
+            stats,
+            WriterStats {
+                calls_written: 9,
+                messages_written: 1,
+                batches: 3, // 4 + 4 + the 2 left flushed by finish
+                dropped: 0,
+                unwritten: 0,
+                retries: 0,
+                pending: 0,
+            }
+        );
+        let reader = Store::open_read_only(&path).expect("reader");
+        assert_eq!(reader.calls(&Query::default()).expect("calls").len(), 9);
+        assert_eq!(
+            reader.messages(&Query::default()).expect("messages").len(),
+            1
+        );
+    }
+
+    #[test]
+    fn flush_interval_commits_a_partial_batch() {
+        let (_dir, path, store) = temp_store();
+        let writer = Writer::spawn(
+            store,
+            WriterConfig {
+                batch_size: 1000,
+                flush_interval: Duration::from_millis(20),
+                queue: 16,
+            },
+        );
+        writer.send(numbered(1)).expect("send");
+        let reader = Store::open_read_only(&path).expect("reader");
+        // Poll rather than sleep a fixed time: the interval bounds the wait, not the test.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while reader.calls(&Query::default()).expect("calls").is_empty() {
+            assert!(Instant::now() < deadline, "partial batch never committed");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let stats = writer.stats();
+        assert_eq!(
+            (stats.batches, stats.calls_written, stats.pending),
+            (1, 1, 0)
+        );
+        assert_eq!(writer.finish().expect("finish").batches, 1);
+    }
+
+    #[test]
+    fn try_send_drops_and_counts_when_the_queue_is_full() {
+        let (_dir, path, store) = temp_store();
+        // Another connection holds the write lock, so the writer thread sits in its first
+        // commit (waiting within the busy timeout) while we fill the queue behind it.
+        let mut blocker = rusqlite::Connection::open(&path).expect("blocker");
+        let lock = blocker
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .expect("lock");
+        let writer = Writer::spawn(
+            store,
+            WriterConfig {
+                batch_size: 1,
+                flush_interval: Duration::from_secs(3600),
+                queue: 2,
+            },
+        );
+        let accepted = (0..10).filter(|i| writer.try_send(numbered(*i))).count() as u64;
+        // The stuck thread holds at most one record (batch_size 1), the queue two.
+        assert!((2..=3).contains(&accepted), "accepted {accepted}");
+        assert_eq!(writer.stats().dropped, 10 - accepted);
+        lock.rollback().expect("release");
+        let stats = writer.finish().expect("finish");
+        assert_eq!(stats.dropped, 10 - accepted);
+        assert_eq!(stats.calls_written, accepted);
+    }
+
+    #[test]
+    fn a_batch_that_keeps_failing_is_retried_then_reported_by_finish() {
+        let (_dir, path, store) = temp_store();
+        drop(store);
+        // A read-only connection: every write fails, like a full disk would.
+        let read_only = Store::open_read_only(&path).expect("read-only");
+        let writer = Writer::spawn_with_retries(
+            read_only,
+            WriterConfig {
+                batch_size: 2,
+                flush_interval: Duration::from_secs(3600),
+                queue: 8,
+            },
+            FAST_RETRIES,
+        );
+        for i in 0..5 {
+            writer.send(numbered(i)).expect("send");
+        }
+        match writer.finish() {
+            Err(StoreError::Unwritten { unwritten, first }) => {
+                assert_eq!(unwritten, 5);
+                assert!(matches!(*first, StoreError::Write { .. }), "{first}");
+            }
+            other => panic!("expected Unwritten, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn dropping_the_writer_still_flushes_queued_records() {
+        let (_dir, path, store) = temp_store();
+        let writer = Writer::spawn(
+            store,
+            WriterConfig {
+                batch_size: 100,
+                flush_interval: Duration::from_secs(3600),
+                queue: 8,
+            },
+        );
+        writer.send(numbered(1)).expect("send");
+        drop(writer);
+        let reader = Store::open_read_only(&path).expect("reader");
+        assert_eq!(reader.calls(&Query::default()).expect("calls").len(), 1);
+    }
 }
