@@ -385,4 +385,231 @@ fn write_table(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::testutil::*;
+
+    fn export(format: Format, calls: &[CallRecord]) -> String {
+        let mut out = Vec::new();
+        write_calls(&mut out, format, calls).expect("export");
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    fn export_messages(format: Format, messages: &[MessageRecord]) -> String {
+        let mut out = Vec::new();
+        write_messages(&mut out, format, messages).expect("export");
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    /// A minimal RFC 4180 reader, to check the writer against the grammar rather than
+    /// against its own output.
+    fn parse_csv(text: &str) -> Vec<Vec<String>> {
+        let mut rows = vec![];
+        let mut row = vec![];
+        let mut field = String::new();
+        let mut chars = text.chars().peekable();
+        let mut quoted = false;
+        while let Some(c) = chars.next() {
+            match (quoted, c) {
+                (true, '"') if chars.peek() == Some(&'"') => {
+                    chars.next();
+                    field.push('"');
+                }
+                (true, '"') => quoted = false,
+                (true, c) => field.push(c),
+                (false, '"') => quoted = true,
+                (false, ',') => row.push(std::mem::take(&mut field)),
+                (false, '\r') => {
+                    assert_eq!(chars.next(), Some('\n'), "bare CR outside quotes");
+                    row.push(std::mem::take(&mut field));
+                    rows.push(std::mem::take(&mut row));
+                }
+                (false, '\n') => panic!("bare LF outside quotes"),
+                (false, c) => field.push(c),
+            }
+        }
+        assert!(
+            field.is_empty() && row.is_empty(),
+            "last row not terminated"
+        );
+        rows
+    }
+
+    #[test]
+    fn format_names_parse_and_print() {
+        for f in [Format::Table, Format::Csv, Format::Jsonl] {
+            assert_eq!(f.to_string().parse::<Format>().expect("parse"), f);
+        }
+        assert_eq!("csv".parse::<Format>().expect("csv"), Format::Csv);
+        let err = "xml".parse::<Format>().expect_err("xml");
+        assert!(err.to_string().contains("table, csv or jsonl"), "{err}");
+        use clap::ValueEnum;
+        let names: Vec<String> = Format::value_variants()
+            .iter()
+            .filter_map(|f| f.to_possible_value())
+            .map(|v| v.get_name().to_owned())
+            .collect();
+        assert_eq!(names, ["table", "csv", "jsonl"]);
+    }
+
+    #[test]
+    fn csv_calls_have_the_call_model_header_in_order() {
+        let text = export(Format::Csv, &[]);
+        assert_eq!(
+            text,
+            "call_id,started_at,ringing_at,answered_at,ended_at,duration_ms,billable_ms,\
+             pdd_ms,disposition,final_status,ended_by,timeout_reason,hangup_side,\
+             reason_cause,caller,caller_domain,caller_name,callee,callee_domain,\
+             asserted_identity,src_ip,src_port,dst_ip,dst_port,transport,user_agent,server,\
+             codecs,source\r\n"
+        );
+    }
+
+    #[test]
+    fn csv_messages_have_the_call_model_header_in_order() {
+        let text = export_messages(Format::Csv, &[]);
+        assert_eq!(
+            text,
+            "call_id,cseq,sent_at,answered_at,final_status,sender,sender_domain,recipient,\
+             recipient_domain,content_type,size_bytes,src_ip,src_port,dst_ip,dst_port,\
+             transport,source\r\n"
+        );
+    }
+
+    #[test]
+    fn csv_quotes_commas_quotes_and_line_breaks() {
+        let c = CallRecord {
+            user_agent: Some("line1\nline2\r\nline3".into()),
+            server: Some("plain".into()),
+            ..full_call()
+        };
+        let text = export(Format::Csv, &[c]);
+        // full_call's caller_name is `Alice, "the" caller` and its codecs contain commas.
+        assert!(text.contains(r#","Alice, ""the"" caller","#), "{text}");
+        assert!(text.contains(r#","PCMU,PCMA,telephone-event","#), "{text}");
+        assert!(text.contains("\"line1\nline2\r\nline3\""), "{text}");
+        assert!(text.contains(",plain,"), "{text}");
+        let rows = parse_csv(&text);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[1].len(), CALL_FIELDS.len());
+        let field = |name: &str| {
+            let i = CALL_FIELDS.iter().position(|f| *f == name).expect("field");
+            rows[1][i].clone()
+        };
+        assert_eq!(field("caller_name"), "Alice, \"the\" caller");
+        assert_eq!(field("user_agent"), "line1\nline2\r\nline3");
+        assert_eq!(field("started_at"), "2026-11-29T14:43:16.123456Z");
+        assert_eq!(field("caller"), "+49 30-1234567");
+        assert_eq!(field("dst_ip"), "2001:db8::20");
+        assert_eq!(field("billable_ms"), full_call().billable_ms().to_string());
+    }
+
+    #[test]
+    fn csv_nulls_are_empty_cells() {
+        let rows = parse_csv(&export(Format::Csv, &[bare_call()]));
+        let row = &rows[1];
+        for name in [
+            "ringing_at",
+            "answered_at",
+            "pdd_ms",
+            "final_status",
+            "caller_name",
+            "codecs",
+        ] {
+            let i = CALL_FIELDS.iter().position(|f| *f == name).expect("field");
+            assert_eq!(row[i], "", "{name}");
+        }
+        let i = CALL_FIELDS
+            .iter()
+            .position(|f| *f == "billable_ms")
+            .expect("field");
+        assert_eq!(row[i], "0");
+    }
+
+    #[test]
+    fn jsonl_calls_have_the_call_model_keys_in_order_with_typed_values() {
+        let text = export(Format::Jsonl, &[full_call(), bare_call()]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        for line in &lines {
+            // Key order as written (serde_json's own map would sort them).
+            let keys: Vec<&str> = CALL_FIELDS
+                .iter()
+                .map(|k| {
+                    let at = line.find(&format!("\"{k}\":")).expect("key present");
+                    (at, *k)
+                })
+                .collect::<std::collections::BTreeMap<_, _>>()
+                .into_values()
+                .collect();
+            assert_eq!(keys, CALL_FIELDS);
+            let v: serde_json::Value = serde_json::from_str(line).expect("valid JSON");
+            assert_eq!(v.as_object().map(|o| o.len()), Some(CALL_FIELDS.len()));
+        }
+        let full: serde_json::Value = serde_json::from_str(lines[0]).expect("json");
+        assert_eq!(full["started_at"], "2026-11-29T14:43:16.123456Z");
+        assert_eq!(full["final_status"], 200);
+        assert_eq!(full["src_port"], 5062);
+        assert_eq!(full["duration_ms"], full_call().duration_ms());
+        assert_eq!(full["caller_name"], "Alice, \"the\" caller");
+        assert_eq!(full["timeout_reason"], "session_expired");
+        let bare: serde_json::Value = serde_json::from_str(lines[1]).expect("json");
+        for name in [
+            "ringing_at",
+            "answered_at",
+            "pdd_ms",
+            "final_status",
+            "timeout_reason",
+            "hangup_side",
+            "reason_cause",
+            "caller_name",
+            "asserted_identity",
+            "user_agent",
+            "server",
+            "codecs",
+        ] {
+            assert!(
+                bare[name].is_null(),
+                "{name} should be null: {}",
+                bare[name]
+            );
+        }
+    }
+
+    #[test]
+    fn jsonl_messages_have_the_call_model_keys_in_order() {
+        let text = export_messages(Format::Jsonl, &[full_message(), bare_message()]);
+        for line in text.lines() {
+            let mut last = 0;
+            for k in MESSAGE_FIELDS {
+                let at = line.find(&format!("\"{k}\":")).expect("key present");
+                assert!(at >= last, "{k} out of order in {line}");
+                last = at;
+            }
+            let v: serde_json::Value = serde_json::from_str(line).expect("valid JSON");
+            assert_eq!(v.as_object().map(|o| o.len()), Some(MESSAGE_FIELDS.len()));
+        }
+        let first: serde_json::Value =
+            serde_json::from_str(text.lines().next().expect("line")).expect("json");
+        assert_eq!(first["cseq"], 4_000_000_000u64);
+        assert_eq!(first["size_bytes"], 160);
+        assert_eq!(first["sent_at"], crate::time::format_us(T0 + 7));
+    }
+
+    #[test]
+    fn table_aligns_columns_and_neutralises_control_characters() {
+        let sneaky = CallRecord {
+            caller: "\u{1b}[2J100".into(),
+            ..bare_call()
+        };
+        let text = export(Format::Table, &[full_call(), sneaky]);
+        assert!(!text.contains('\u{1b}'), "{text:?}");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[0].starts_with("started_at"));
+        // Every column starts at the same offset on every line.
+        let col = |line: &str, needle: &str| line.find(needle).expect(needle);
+        let at = col(lines[0], "disposition");
+        assert_eq!(col(lines[1], "answered"), at);
+        assert_eq!(col(lines[2], "failed"), at);
+        assert!(lines[1].contains("1:05.432"), "{}", lines[1]);
+    }
 }

@@ -147,6 +147,7 @@ pub struct Query {
 
 /// A connection to the store: read-write (from [`Store::open`]) or read-only (from
 /// [`Store::open_read_only`]).
+#[derive(Debug)]
 pub struct Store {
     conn: Connection,
     path: PathBuf,

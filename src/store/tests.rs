@@ -84,7 +84,7 @@ fn new_db_file_is_mode_0640_whatever_the_umask() {
 fn open_creates_no_directory() {
     let (dir, _) = temp_db();
     let path = dir.path().join("missing-dir").join("callmeta.db");
-    let err = Store::open(&path).err().expect("must fail");
+    let err = Store::open(&path).expect_err("must fail");
     assert!(matches!(err, StoreError::Create { .. }), "{err}");
     assert!(err.to_string().contains("missing-dir"), "{err}");
     assert!(!dir.path().join("missing-dir").exists());
@@ -367,7 +367,7 @@ fn a_row_that_does_not_decode_is_an_error_naming_the_column() {
         .conn()
         .execute("UPDATE calls SET src_ip = 'not-an-ip'", [])
         .expect("corrupt");
-    let err = store.calls(&Query::default()).err().expect("must fail");
+    let err = store.calls(&Query::default()).expect_err("must fail");
     match &err {
         StoreError::Corrupt {
             table,
@@ -388,7 +388,7 @@ fn a_row_that_does_not_decode_is_an_error_naming_the_column() {
             [],
         )
         .expect("corrupt");
-    let err = store.calls(&Query::default()).err().expect("must fail");
+    let err = store.calls(&Query::default()).expect_err("must fail");
     assert!(
         matches!(
             err,
@@ -415,7 +415,7 @@ fn bad_enum_text_is_an_error_naming_the_column() {
              UPDATE calls SET disposition = 'hung';",
         )
         .expect("corrupt");
-    let err = store.calls(&Query::default()).err().expect("must fail");
+    let err = store.calls(&Query::default()).expect_err("must fail");
     assert!(
         matches!(
             err,
@@ -448,10 +448,8 @@ fn a_db_from_a_newer_schema_is_refused_and_left_untouched() {
             .expect("future db");
     }
     for err in [
-        Store::open(&path).err().expect("open must fail"),
-        Store::open_read_only(&path)
-            .err()
-            .expect("read-only must fail"),
+        Store::open(&path).expect_err("open must fail"),
+        Store::open_read_only(&path).expect_err("read-only must fail"),
     ] {
         assert!(
             matches!(
@@ -484,7 +482,7 @@ fn a_foreign_sqlite_db_is_refused() {
         conn.execute_batch("CREATE TABLE invoices (x);")
             .expect("db");
     }
-    let err = Store::open(&path).err().expect("must fail");
+    let err = Store::open(&path).expect_err("must fail");
     assert!(matches!(err, StoreError::Foreign { .. }), "{err}");
 }
 
@@ -496,7 +494,7 @@ fn a_file_that_is_not_sqlite_is_an_open_error_naming_the_path() {
         b"this is a text file, not a database, padded to be long enough",
     )
     .expect("write");
-    let err = Store::open(&path).err().expect("must fail");
+    let err = Store::open(&path).expect_err("must fail");
     assert!(matches!(err, StoreError::Open { .. }), "{err}");
     assert!(err.to_string().contains("callmeta.db"), "{err}");
 }
@@ -504,7 +502,7 @@ fn a_file_that_is_not_sqlite_is_an_open_error_naming_the_path() {
 #[test]
 fn reading_a_missing_db_is_a_clear_error_and_creates_nothing() {
     let (dir, path) = temp_db();
-    let err = Store::open_read_only(&path).err().expect("must fail");
+    let err = Store::open_read_only(&path).expect_err("must fail");
     assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
     assert!(err.to_string().contains("callmeta.db"), "{err}");
     assert!(err.to_string().contains("does not exist"), "{err}");
@@ -516,7 +514,7 @@ fn reading_a_missing_db_is_a_clear_error_and_creates_nothing() {
 fn reading_an_unmigrated_file_asks_for_migration() {
     let (_dir, path) = temp_db();
     std::fs::File::create(&path).expect("empty file");
-    let err = Store::open_read_only(&path).err().expect("must fail");
+    let err = Store::open_read_only(&path).expect_err("must fail");
     assert!(
         matches!(err, StoreError::NeedsMigration { found: 0, .. }),
         "{err}"
@@ -528,10 +526,7 @@ fn read_only_store_refuses_writes() {
     let (_dir, path) = temp_db();
     drop(Store::open(&path).expect("create"));
     let mut ro = Store::open_read_only(&path).expect("read-only");
-    let err = ro
-        .write_batch(&[rec(full_call())])
-        .err()
-        .expect("must fail");
+    let err = ro.write_batch(&[rec(full_call())]).expect_err("must fail");
     assert!(matches!(err, StoreError::Write { .. }), "{err}");
 }
 
@@ -576,7 +571,8 @@ fn cdr_view_shows_readable_utc_timestamps() {
     store
         .write_batch(&[rec(full_call()), rec(before_1970), msg(full_message())])
         .expect("write");
-    let rows: Vec<(String, String, Option<String>, Option<String>, String, i64)> = {
+    type CdrRow = (String, String, Option<String>, Option<String>, String, i64);
+    let rows: Vec<CdrRow> = {
         let mut stmt = store
             .conn()
             .prepare(
