@@ -151,6 +151,21 @@ pub struct Query {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    writable: bool,
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if self.writable {
+            // The -wal survives the close (persistent WAL, see schema::persist_wal): empty
+            // it so old page images, including those of purged records, do not stay on
+            // disk. Best effort: a reader's open snapshot can make it return early, and
+            // the next checkpoint does the work then.
+            let _ = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        }
+    }
 }
 
 impl Store {
@@ -216,18 +231,24 @@ impl Store {
             });
         }
         schema::set_writer_pragmas(&conn, path)?;
+        schema::persist_wal(&conn).map_err(|source| StoreError::Pragma {
+            path: path.to_owned(),
+            pragma: "SQLITE_FCNTL_PERSIST_WAL",
+            source,
+        })?;
         schema::migrate(&mut conn, path)?;
         Ok(Store {
             conn,
             path: path.to_owned(),
+            writable: true,
         })
     }
 
     /// Opens an existing store for queries only; never creates or modifies anything.
     ///
-    /// Works while a writer has the store open (WAL). The reader needs read access to the
-    /// database, -wal and -shm files, and, when the writer is not running (no -shm file),
-    /// write access to the directory so SQLite can create the -shm: see docs/schema.md.
+    /// Works while a writer has the store open (WAL) and after it closed (the writer keeps
+    /// the -wal and -shm files). Needs read access to the database, -wal and -shm files;
+    /// see docs/schema.md, "Reading the store".
     pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
         // Checked first because SQLite's own message for this is "unable to open database
         // file", which does not say why.
@@ -273,6 +294,7 @@ impl Store {
         Ok(Store {
             conn,
             path: path.to_owned(),
+            writable: false,
         })
     }
 

@@ -225,6 +225,38 @@ pub fn set_writer_pragmas(conn: &Connection, path: &Path) -> Result<(), StoreErr
     Ok(())
 }
 
+/// Keeps the -wal and -shm files when the writer closes (`SQLITE_FCNTL_PERSIST_WAL`).
+///
+/// Why: a billing reader in the store's group has read-only access to the files and none
+/// to the directory (0640 files in a 0750 directory). It can read while the -shm exists,
+/// but cannot create one: without this, every reader fails with "attempt to write a
+/// readonly database" whenever the daemon is stopped (checked with sqlite3 3.40 as
+/// `nobody`). The files keep the database file's mode; closing truncates the -wal (see
+/// `Store`'s Drop), so no page images linger in it.
+pub fn persist_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let mut on: std::os::raw::c_int = 1;
+    // SAFETY: `handle()` is this open connection's pointer, valid while `conn` is
+    // borrowed, and not used by another thread meanwhile (Connection is not Sync).
+    // SQLITE_FCNTL_PERSIST_WAL reads and writes one c_int through the pointer, which points
+    // at `on`, alive across the call; "main" is a NUL-terminated static string.
+    let rc = unsafe {
+        rusqlite::ffi::sqlite3_file_control(
+            conn.handle(),
+            c"main".as_ptr(),
+            rusqlite::ffi::SQLITE_FCNTL_PERSIST_WAL,
+            (&mut on as *mut std::os::raw::c_int).cast(),
+        )
+    };
+    if rc == rusqlite::ffi::SQLITE_OK {
+        Ok(())
+    } else {
+        Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rc),
+            Some("cannot keep the WAL files persistent".into()),
+        ))
+    }
+}
+
 /// Brings the schema to [`SCHEMA_VERSION`] in one IMMEDIATE transaction (taking the write
 /// lock first, so two processes opening a fresh store cannot both run the steps).
 /// Returns the version found.

@@ -543,15 +543,32 @@ fn read_only_reader_reads_while_the_writer_holds_the_db() {
     // The writer keeps committing; the reader sees each commit on its next query.
     writer.write_batch(&[rec(bare_call())]).expect("second");
     assert_eq!(reader.calls(&Query::default()).expect("read").len(), 2);
-    // The writer goes away (SQLite checkpoints and removes -wal/-shm when the last
-    // connection closes, but the reader still holds one): reads go on.
+    // The writer goes away: reads go on.
     drop(writer);
     assert_eq!(reader.calls(&Query::default()).expect("read").len(), 2);
 }
 
 #[test]
+fn writer_leaves_an_empty_wal_and_the_shm_for_readers_when_it_closes() {
+    // A group reader cannot create the -shm in the daemon's directory (docs/schema.md).
+    let (_dir, path) = temp_db();
+    let mut writer = Store::open(&path).expect("writer");
+    writer.write_batch(&[rec(full_call())]).expect("write");
+    let wal = path.with_extension("db-wal");
+    assert!(std::fs::metadata(&wal).expect("wal").len() > 0);
+    drop(writer);
+    assert_eq!(std::fs::metadata(&wal).expect("wal kept").len(), 0);
+    assert!(path.with_extension("db-shm").exists(), "shm kept");
+    // Nothing was lost by the truncation: the data is in the main file.
+    let reader = Store::open_read_only(&path).expect("reader");
+    assert_eq!(
+        reader.calls(&Query::default()).expect("read"),
+        vec![full_call()]
+    );
+}
+
+#[test]
 fn read_only_reader_opens_after_the_writer_closed() {
-    // Same user, writable directory: SQLite recreates the -shm for the reader.
     let (_dir, path) = temp_db();
     let mut writer = Store::open(&path).expect("writer");
     writer.write_batch(&[rec(full_call())]).expect("write");
