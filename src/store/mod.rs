@@ -204,6 +204,11 @@ impl Store {
             // file would later be mistaken for a store). Best effort: the open error is the
             // one worth reporting.
             let _ = std::fs::remove_file(path);
+            for suffix in ["-wal", "-shm"] {
+                let mut side = path.as_os_str().to_owned();
+                side.push(suffix);
+                let _ = std::fs::remove_file(side);
+            }
         }
         result
     }

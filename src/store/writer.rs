@@ -222,7 +222,7 @@ pub struct WriterStats {
     pub messages_written: u64,
     /// Transactions committed.
     pub batches: u64,
-    /// Records refused by `try_send` because the queue was full.
+    /// Records refused by `try_send`: the queue was full (or the writer had stopped).
     pub dropped: u64,
     /// Records in batches that still failed after the retries: not in the store.
     pub unwritten: u64,
