@@ -474,7 +474,11 @@ fn messages_answered_200_and_404_give_one_record_each() {
 fn messages_give_no_call_records() {
     let db = ingest(&[&sipp_capture("messages.pcap")]);
     // Guard against passing vacuously (nothing read at all).
-    assert_eq!(db.messages().len(), 2, "the capture's messages were not read");
+    assert_eq!(
+        db.messages().len(),
+        2,
+        "the capture's messages were not read"
+    );
     assert_eq!(db.calls(), Vec::<Value>::new());
 }
 
