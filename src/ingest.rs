@@ -201,13 +201,11 @@ pub fn ingest_files<E>(
         input.summary.frames += 1;
         match input.link {
             Some(link) => {
-                if let Some(dg) = input.decoder.decode(link, ts, &input.buf) {
-                    let summary = &mut input.summary;
-                    let n = feed_datagram(&mut tracker, &dg, &input.name, &mut out, |k| {
-                        summary.skip(k)
-                    });
+                let (summary, name) = (&mut input.summary, &input.name);
+                input.decoder.decode(link, ts, &input.buf, |dg| {
+                    let n = feed_datagram(&mut tracker, dg, name, &mut out, |k| summary.skip(k));
                     summary.sip_messages += n;
-                }
+                });
             }
             None => input.decoder.count_skip(SkipKind::UnsupportedLink),
         }

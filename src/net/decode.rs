@@ -135,13 +135,15 @@ impl Decoder {
         Decoder::default()
     }
 
-    /// Decodes one frame. `None` means it was skipped and counted.
+    /// Decodes one frame and hands each transport payload it completes to `on` (none when
+    /// the frame was skipped and counted; later, reassembly may complete several).
     pub fn decode<'a>(
         &mut self,
         link: LinkType,
         ts_us: i64,
         frame: &'a [u8],
-    ) -> Option<Datagram<'a>> {
+        mut on: impl FnMut(&Datagram<'_>),
+    ) {
         self.stats.frames += 1;
         match self
             .slice(link, frame)
@@ -149,12 +151,9 @@ impl Decoder {
         {
             Ok(d) => {
                 self.stats.datagrams += 1;
-                Some(d)
+                on(&d);
             }
-            Err(kind) => {
-                self.stats.skipped[kind.index()] += 1;
-                None
-            }
+            Err(kind) => self.stats.skipped[kind.index()] += 1,
         }
     }
 
@@ -278,15 +277,29 @@ mod tests {
         out
     }
 
+    /// Decodes one frame, returning the payload and addresses of the datagram it gave.
+    fn one(
+        d: &mut Decoder,
+        link: LinkType,
+        ts: i64,
+        frame: &[u8],
+    ) -> Option<(Vec<u8>, SocketAddr, SocketAddr, i64)> {
+        let mut got = None;
+        d.decode(link, ts, frame, |dg| {
+            got = Some((dg.payload.to_vec(), dg.src, dg.dst, dg.ts_us))
+        });
+        got
+    }
+
     #[test]
     fn ethernet_ipv4_udp_yields_addresses_ports_and_payload() {
         let frame = udp_ipv4_eth(b"OPTIONS sip:x SIP/2.0\r\n\r\n");
         let mut d = Decoder::new();
-        let dg = d.decode(LinkType::Ethernet, 7, &frame).expect("datagram");
-        assert_eq!(dg.src, "10.0.0.1:5060".parse().unwrap());
-        assert_eq!(dg.dst, "10.0.0.2:5070".parse().unwrap());
-        assert_eq!(dg.payload, b"OPTIONS sip:x SIP/2.0\r\n\r\n");
-        assert_eq!(dg.ts_us, 7);
+        let (payload, src, dst, ts) = one(&mut d, LinkType::Ethernet, 7, &frame).expect("datagram");
+        assert_eq!(src, "10.0.0.1:5060".parse().unwrap());
+        assert_eq!(dst, "10.0.0.2:5070".parse().unwrap());
+        assert_eq!(payload, b"OPTIONS sip:x SIP/2.0\r\n\r\n");
+        assert_eq!(ts, 7);
         assert_eq!(d.stats.datagrams, 1);
     }
 
@@ -299,9 +312,9 @@ mod tests {
         let mut frame = Vec::new();
         b.write(&mut frame, b"x").unwrap();
         let mut d = Decoder::new();
-        let dg = d.decode(LinkType::Ethernet, 0, &frame).expect("datagram");
-        assert!(dg.src.is_ipv6());
-        assert_eq!(dg.payload, b"x");
+        let (payload, src, _, _) = one(&mut d, LinkType::Ethernet, 0, &frame).expect("datagram");
+        assert!(src.is_ipv6());
+        assert_eq!(payload, b"x");
     }
 
     #[test]
@@ -312,8 +325,12 @@ mod tests {
         ];
         frame.extend_from_slice(&eth[14..]);
         let mut d = Decoder::new();
-        let dg = d.decode(LinkType::LinuxSll2, 0, &frame).expect("datagram");
-        assert_eq!(dg.payload, b"hello");
+        assert_eq!(
+            one(&mut d, LinkType::LinuxSll2, 0, &frame)
+                .expect("datagram")
+                .0,
+            b"hello"
+        );
     }
 
     #[test]
@@ -324,9 +341,7 @@ mod tests {
             frame.extend_from_slice(&eth[14..]);
             let mut d = Decoder::new();
             assert_eq!(
-                d.decode(LinkType::Null, 0, &frame)
-                    .expect("datagram")
-                    .payload,
+                one(&mut d, LinkType::Null, 0, &frame).expect("datagram").0,
                 b"hi"
             );
         }
@@ -340,9 +355,9 @@ mod tests {
         frame.extend_from_slice(&eth[14..]);
         let mut d = Decoder::new();
         assert_eq!(
-            d.decode(LinkType::Ethernet, 0, &frame)
+            one(&mut d, LinkType::Ethernet, 0, &frame)
                 .expect("datagram")
-                .payload,
+                .0,
             b"pppoe"
         );
     }
@@ -355,7 +370,7 @@ mod tests {
         let mut frame = Vec::new();
         b.write(&mut frame, b"INVITE").unwrap();
         let mut d = Decoder::new();
-        assert!(d.decode(LinkType::Ethernet, 0, &frame).is_none());
+        assert!(one(&mut d, LinkType::Ethernet, 0, &frame).is_none());
         assert_eq!(d.stats.skipped(SkipKind::Tcp), 1);
     }
 
@@ -364,10 +379,10 @@ mod tests {
         let frame = udp_ipv4_eth(b"hello");
         let mut d = Decoder::new();
         for cut in 0..frame.len() - 5 {
-            let _ = d.decode(LinkType::Ethernet, 0, &frame[..cut]);
+            let _ = one(&mut d, LinkType::Ethernet, 0, &frame[..cut]);
         }
         assert_eq!(d.stats.datagrams, 0);
         assert!(d.stats.skipped(SkipKind::Malformed) > 0);
-        assert!(d.decode(LinkType::LinuxSll2, 0, &[1, 2, 3]).is_none());
+        assert!(one(&mut d, LinkType::LinuxSll2, 0, &[1, 2, 3]).is_none());
     }
 }
