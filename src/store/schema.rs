@@ -151,7 +151,42 @@ FROM messages;
 );
 
 /// The forward migrations, oldest first: step `i` takes `user_version` from `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1];
+/// Version 2: the tables of the daemon and the privacy commands.
+///
+/// - `audit`: one row per access or erasure request served (`forget`, `export`), kept for
+///   the retention window; `subject` holds the pseudonymised number, never the clear one.
+/// - `log_checkpoints`: where a followed PBX log was read up to (device, inode, offset and
+///   a hash of the last line), written in the same transaction as the records it gave,
+///   so a restart neither loses nor duplicates a record.
+/// - `open_dialogs`: calls still open when the daemon stopped, restored at the next start
+///   so a call that spans a restart is one record. `state` is the tracker's own encoding.
+const V2: &str = "
+CREATE TABLE audit (
+    id INTEGER PRIMARY KEY,
+    at_us INTEGER NOT NULL,
+    action TEXT NOT NULL CHECK (action IN ('forget', 'export')),
+    subject TEXT NOT NULL,
+    records INTEGER NOT NULL,
+    os_user TEXT NOT NULL,
+    dry_run INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX audit_at ON audit (at_us);
+CREATE TABLE log_checkpoints (
+    source TEXT PRIMARY KEY,
+    device INTEGER NOT NULL,
+    inode INTEGER NOT NULL,
+    offset INTEGER NOT NULL,
+    last_line_hash TEXT NOT NULL,
+    updated_at_us INTEGER NOT NULL
+);
+CREATE TABLE open_dialogs (
+    dialog_key BLOB PRIMARY KEY,
+    state TEXT NOT NULL,
+    saved_at_us INTEGER NOT NULL
+);
+";
+
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this build writes and reads.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
