@@ -27,7 +27,7 @@ mod writer;
 
 pub use export::Format;
 pub use schema::SCHEMA_VERSION;
-pub use writer::{Writer, WriterConfig, WriterStats};
+pub use writer::{Retry, Writer, WriterConfig, WriterStats};
 
 /// Permissions of a newly created store: the owner (the daemon) writes, its group (billing
 /// readers) reads, nobody else sees call metadata.
