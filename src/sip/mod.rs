@@ -10,4 +10,4 @@ mod parser;
 pub mod sdp;
 
 pub use message::{CSeq, Method, NameAddr, SipMessage, StartLine, Uri, Via};
-pub use parser::{looks_like_sip, parse, ParseError};
+pub use parser::{looks_like_sip, parse, ParseError, MAX_CONTENT_LENGTH, MAX_HEADER_BYTES};
