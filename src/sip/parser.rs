@@ -165,7 +165,7 @@ pub fn looks_like_sip(payload: &[u8]) -> bool {
         return false;
     };
     let line = strip_cr(&p[..nl]);
-    line.len() > sp + SIP_VERSION.len() && line.ends_with(b" SIP/2.0")
+    line.len() > sp + 1 + b" SIP/2.0".len() && line.ends_with(b" SIP/2.0")
 }
 
 /// Parses one SIP message at the start of `buf`.
@@ -874,4 +874,657 @@ fn is_token(b: u8) -> bool {
             b,
             b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INVITE: &[u8] = include_bytes!("../../tests/data/sip/invite_sdp.sip");
+    const OK_200: &[u8] = include_bytes!("../../tests/data/sip/ok_200_sdp.sip");
+
+    /// A minimal valid request with the given extra header lines (CRLF ends).
+    fn request_with(extra: &str) -> Vec<u8> {
+        format!(
+            "INVITE sip:bob@example.com SIP/2.0\r\n\
+             Call-ID: c1\r\nCSeq: 1 INVITE\r\n\
+             From: <sip:alice@example.com>;tag=f1\r\nTo: <sip:bob@example.com>\r\n\
+             {extra}\r\n"
+        )
+        .into_bytes()
+    }
+
+    fn kind(buf: &[u8]) -> &'static str {
+        match parse(buf) {
+            Ok(_) => "ok",
+            Err(e) => e.kind(),
+        }
+    }
+
+    #[test]
+    fn realistic_invite_gives_every_field() {
+        let m = parse(INVITE).unwrap();
+        let StartLine::Request { method, uri } = m.start else {
+            panic!("not a request");
+        };
+        assert_eq!(method, Method::Invite);
+        assert_eq!(uri.scheme, b"sip");
+        assert_eq!(uri.user, Some(&b"+15551230002"[..]));
+        assert_eq!(uri.host, b"biloxi.example.com");
+        assert_eq!(uri.port, None);
+        assert_eq!(m.call_id, b"a84b4c76e66710@pc33.atlanta.example.com");
+        assert_eq!(
+            m.cseq,
+            CSeq {
+                seq: 314159,
+                method: Method::Invite
+            }
+        );
+        assert_eq!(m.from.display, Some(&b"Alice Liddell"[..]));
+        assert_eq!(m.from.uri.user, Some(&b"+15551230001"[..]));
+        assert_eq!(m.from.uri.host, b"atlanta.example.com");
+        assert_eq!(m.from.tag, Some(&b"1928301774"[..]));
+        assert_eq!(m.to.display, Some(&b"Bob"[..]));
+        assert_eq!(m.to.tag, None);
+        let via = m.via.unwrap();
+        assert_eq!(via.transport, b"UDP");
+        assert_eq!(via.sent_by, b"198.51.100.10:5060");
+        assert_eq!(via.branch, Some(&b"z9hG4bK776asdhds"[..]));
+        assert_eq!(
+            m.contact,
+            Some(&b"<sip:+15551230001@198.51.100.10:5060;transport=udp>"[..])
+        );
+        assert_eq!(m.user_agent, Some(&b"Yealink SIP-T46S 66.86.0.15"[..]));
+        assert_eq!(m.server, None);
+        let pai = m.asserted_identity.unwrap();
+        assert_eq!(
+            (pai.user, pai.host),
+            (Some(&b"+15551230001"[..]), &b"atlanta.example.com"[..])
+        );
+        assert_eq!(m.session_expires, Some(1800));
+        assert_eq!(m.content_type, Some(&b"application/sdp"[..]));
+        assert_eq!(m.content_length, Some(m.body.len()));
+        assert!(m.body.starts_with(b"v=0\r\n") && m.body.ends_with(b"a=sendrecv\r\n"));
+        assert!(!m.body_truncated);
+        assert_eq!(m.len, INVITE.len());
+        assert!(m.has_sdp());
+    }
+
+    #[test]
+    fn status_line_gives_code_and_reason() {
+        let m = parse(OK_200).unwrap();
+        assert_eq!(
+            m.start,
+            StartLine::Response {
+                code: 200,
+                reason: b"OK"
+            }
+        );
+        assert_eq!(m.cseq.method, Method::Invite);
+        assert_eq!(m.to.tag, Some(&b"a6c85cf"[..]));
+        assert_eq!(m.server, Some(&b"Asterisk PBX 20.5.0"[..]));
+        assert_eq!(m.len, OK_200.len());
+    }
+
+    #[test]
+    fn status_line_without_reason_phrase_is_accepted() {
+        let buf = b"SIP/2.0 183\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nFrom: <sip:a@h>\r\nTo: <sip:b@h>\r\n\r\n";
+        assert_eq!(
+            parse(buf).unwrap().start,
+            StartLine::Response {
+                code: 183,
+                reason: b""
+            }
+        );
+    }
+
+    #[test]
+    fn compact_header_forms_are_understood() {
+        let m = parse(include_bytes!("../../tests/data/sip/invite_compact.sip")).unwrap();
+        assert_eq!(m.call_id, b"compact-7a9f@198.51.100.10");
+        assert_eq!(m.from.tag, Some(&b"88sja8x"[..]));
+        assert_eq!(m.to.uri.user, Some(&b"bob"[..]));
+        assert_eq!(m.via.unwrap().branch, Some(&b"z9hG4bKcompact1"[..]));
+        assert_eq!(m.contact, Some(&b"<sip:alice@198.51.100.10>"[..]));
+        assert_eq!(m.session_expires, Some(900));
+        assert_eq!(m.content_type, Some(&b"application/sdp"[..]));
+        assert_eq!(m.content_length, Some(291));
+        assert_eq!(m.body.len(), 291);
+    }
+
+    #[test]
+    fn header_names_are_case_insensitive_with_space_around_colon() {
+        let buf = b"BYE sip:b@h SIP/2.0\r\ncall-id :x9\r\ncseq:   2   BYE\r\nFROM\t: <sip:a@h>;TAG=t1\r\nto:<sip:b@h>\r\nCONTENT-LENGTH : 0\r\n\r\n";
+        let m = parse(buf).unwrap();
+        assert_eq!(m.call_id, b"x9");
+        assert_eq!(
+            m.cseq,
+            CSeq {
+                seq: 2,
+                method: Method::Bye
+            }
+        );
+        assert_eq!(m.from.tag, Some(&b"t1"[..]));
+        assert_eq!(m.content_length, Some(0));
+    }
+
+    #[test]
+    fn folded_headers_give_right_sub_fields() {
+        let m = parse(include_bytes!("../../tests/data/sip/invite_folded.sip")).unwrap();
+        assert_eq!(m.from.display, Some(&b"Alice"[..]));
+        assert_eq!(m.from.uri.user, Some(&b"alice"[..]));
+        assert_eq!(m.from.tag, Some(&b"fold77"[..]));
+        assert_eq!(m.to.display, Some(&b"Bob"[..]));
+        assert_eq!(m.to.uri.host, b"biloxi.example.com");
+        assert_eq!(
+            m.cseq,
+            CSeq {
+                seq: 7,
+                method: Method::Invite
+            }
+        );
+        let via = m.via.unwrap();
+        assert_eq!(via.sent_by, b"198.51.100.10:5060");
+        assert_eq!(via.branch, Some(&b"z9hG4bKfolded1"[..]));
+        assert_eq!(m.body.len(), 291);
+    }
+
+    #[test]
+    fn bare_lf_line_ends_parse_like_crlf() {
+        let lf = include_bytes!("../../tests/data/sip/invite_lf_only.sip");
+        assert!(!lf.contains(&b'\r'));
+        let m = parse(lf).unwrap();
+        assert_eq!(m.call_id, b"lf-only-call@10.0.0.2");
+        assert_eq!(m.from.tag, Some(&b"lf-tag-1"[..]));
+        assert_eq!(m.user_agent, Some(&b"MicroSIP/3.21.3"[..]));
+        assert_eq!(m.content_length, Some(m.body.len()));
+        assert!(m.body.starts_with(b"v=0\no="));
+        assert_eq!(m.len, lf.len());
+    }
+
+    #[test]
+    fn leading_keepalive_crlfs_are_skipped_and_counted_in_len() {
+        let mut buf = b"\r\n\r\n".to_vec();
+        buf.extend_from_slice(OK_200);
+        let m = parse(&buf).unwrap();
+        assert_eq!(m.status(), Some(200));
+        assert_eq!(m.len, buf.len());
+    }
+
+    #[test]
+    fn keepalive_alone_is_empty_not_an_error_of_content() {
+        assert_eq!(parse(b"\r\n\r\n"), Err(ParseError::Empty { at: 4 }));
+        assert_eq!(parse(b""), Err(ParseError::Empty { at: 0 }));
+    }
+
+    #[test]
+    fn ipv6_references_in_uris_and_via() {
+        let m = parse(include_bytes!("../../tests/data/sip/invite_ipv6.sip")).unwrap();
+        let StartLine::Request { uri, .. } = m.start else {
+            panic!()
+        };
+        assert_eq!(uri.host, b"[2001:db8::20]");
+        assert_eq!(uri.port, Some(5060));
+        assert_eq!(m.from.uri.host, b"[2001:db8::10]");
+        assert_eq!(m.from.uri.port, None);
+        assert_eq!(m.via.unwrap().sent_by, b"[2001:db8::10]:5060");
+        assert_eq!(m.via.unwrap().branch, Some(&b"z9hG4bKv6abc"[..]));
+    }
+
+    #[test]
+    fn tel_uri_gives_number_and_empty_host() {
+        let m = parse(include_bytes!("../../tests/data/sip/invite_tel_uri.sip")).unwrap();
+        let StartLine::Request { uri, .. } = m.start else {
+            panic!()
+        };
+        assert_eq!(uri.scheme, b"tel");
+        assert_eq!(uri.user, Some(&b"+15551230002"[..]));
+        assert_eq!(uri.host, b"");
+        assert_eq!(m.from.uri.user, Some(&b"+15551230001"[..]));
+        assert_eq!(m.from.tag, Some(&b"telfrom"[..]));
+        assert_eq!(
+            m.asserted_identity.unwrap().user,
+            Some(&b"+15551230001"[..])
+        );
+    }
+
+    #[test]
+    fn tel_uri_parameters_are_not_part_of_the_number() {
+        let uri = parse_uri(b"tel:7042;phone-context=example.com").unwrap();
+        assert_eq!(uri.user, Some(&b"7042"[..]));
+    }
+
+    #[test]
+    fn sips_uri_with_params_and_headers_keeps_host_clean() {
+        let uri =
+            parse_uri(b"sips:bob:secret@Biloxi.example.com:5061;transport=tls?subject=x").unwrap();
+        assert_eq!(uri.scheme, b"sips");
+        assert_eq!(uri.user, Some(&b"bob"[..]));
+        assert_eq!(uri.host, b"Biloxi.example.com");
+        assert_eq!(uri.port, Some(5061));
+        let uri = parse_uri(b"sip:host.example;maddr=239.255.255.1").unwrap();
+        assert_eq!(
+            (uri.user, uri.host, uri.port),
+            (None, &b"host.example"[..], None)
+        );
+    }
+
+    #[test]
+    fn user_part_may_hold_semicolons() {
+        // RFC 3261 §25.1 user-unreserved allows `;` in the user part (RFC 4694 npdi).
+        let uri = parse_uri(b"sip:+15551234;npdi;rn=+1555@gw.example;user=phone").unwrap();
+        assert_eq!(uri.user, Some(&b"+15551234;npdi;rn=+1555"[..]));
+        assert_eq!(uri.host, b"gw.example");
+    }
+
+    #[test]
+    fn non_sip_absolute_uri_keeps_opaque_part_as_user() {
+        let uri = parse_uri(b"urn:service:sos").unwrap();
+        assert_eq!(
+            (uri.scheme, uri.user, uri.host),
+            (&b"urn"[..], Some(&b"service:sos"[..]), &b""[..])
+        );
+    }
+
+    #[test]
+    fn bare_addr_spec_parameters_belong_to_the_header() {
+        let buf = request_with("");
+        assert_eq!(parse(&buf).unwrap().from.tag, Some(&b"f1"[..]));
+        let na = parse_name_addr(b"sip:alice@atlanta.example.com;tag=abc;user=phone").unwrap();
+        assert_eq!(na.uri.host, b"atlanta.example.com");
+        assert_eq!(na.tag, Some(&b"abc"[..]));
+        assert_eq!(na.display, None);
+    }
+
+    #[test]
+    fn tag_inside_angle_brackets_is_a_uri_parameter_not_the_tag() {
+        let na = parse_name_addr(b"<sip:a@h;tag=inside>;x=1").unwrap();
+        assert_eq!(na.tag, None);
+    }
+
+    #[test]
+    fn quoted_display_name_keeps_escapes_and_special_bytes() {
+        let na = parse_name_addr(br#""Smith, \"J\" <x>" <sip:j@h>;tag=7"#).unwrap();
+        assert_eq!(na.display, Some(&br#"Smith, \"J\" <x>"#[..]));
+        assert_eq!(na.uri.user, Some(&b"j"[..]));
+        assert_eq!(na.tag, Some(&b"7"[..]));
+    }
+
+    #[test]
+    fn unquoted_token_display_name() {
+        let na =
+            parse_name_addr(b"Anonymous Caller <sip:anonymous@anonymous.invalid>;tag=z").unwrap();
+        assert_eq!(na.display, Some(&b"Anonymous Caller"[..]));
+        assert_eq!(na.uri.host, b"anonymous.invalid");
+        let na = parse_name_addr(b"\"\" <sip:a@h>").unwrap();
+        assert_eq!(na.display, None);
+    }
+
+    #[test]
+    fn quoted_tag_value_with_semicolon_does_not_hide_the_tag() {
+        let na = parse_name_addr(b"<sip:a@h>;x=\"a;tag=no\";tag=yes").unwrap();
+        assert_eq!(na.tag, Some(&b"yes"[..]));
+    }
+
+    #[test]
+    fn top_via_is_first_value_of_first_header() {
+        let m = parse(include_bytes!(
+            "../../tests/data/sip/response_multi_via.sip"
+        ))
+        .unwrap();
+        let via = m.via.unwrap();
+        assert_eq!(via.sent_by, b"proxy.biloxi.example.com:5060");
+        assert_eq!(via.branch, Some(&b"z9hG4bK721e4.1"[..]));
+        assert_eq!(via.transport, b"UDP");
+    }
+
+    #[test]
+    fn via_with_spaces_around_slashes() {
+        let via = parse_via(b"SIP / 2.0 / TCP  client.example:5060 ; branch = z9hG4bK9").unwrap();
+        assert_eq!(via.transport, b"TCP");
+        assert_eq!(via.sent_by, b"client.example:5060");
+        assert_eq!(via.branch, Some(&b"z9hG4bK9"[..]));
+    }
+
+    #[test]
+    fn missing_via_is_allowed() {
+        assert_eq!(parse(&request_with("")).unwrap().via, None);
+    }
+
+    #[test]
+    fn reason_q850_after_a_sip_value() {
+        let m = parse(include_bytes!("../../tests/data/sip/bye_reason.sip")).unwrap();
+        assert_eq!(m.reason_cause, Some(16));
+    }
+
+    #[test]
+    fn reason_q850_in_a_second_header_and_comma_in_text() {
+        let buf = request_with(
+            "Reason: SIP;cause=487;text=\"a, Q.850;cause=1\"\r\nReason: Q.850 ; cause = 17\r\n",
+        );
+        assert_eq!(parse(&buf).unwrap().reason_cause, Some(17));
+    }
+
+    #[test]
+    fn reason_without_q850_gives_none() {
+        let buf = request_with("Reason: SIP;cause=200;text=\"elsewhere\"\r\n");
+        assert_eq!(parse(&buf).unwrap().reason_cause, None);
+    }
+
+    #[test]
+    fn session_expires_ignores_parameters_and_bad_values() {
+        assert_eq!(
+            parse(&request_with("Session-Expires: 90 ;refresher=uas\r\n"))
+                .unwrap()
+                .session_expires,
+            Some(90)
+        );
+        assert_eq!(
+            parse(&request_with("Session-Expires: 99999999999\r\n"))
+                .unwrap()
+                .session_expires,
+            None
+        );
+    }
+
+    #[test]
+    fn content_type_parameters_are_stripped() {
+        let m = parse(include_bytes!("../../tests/data/sip/message_body.sip")).unwrap();
+        assert_eq!(m.content_type, Some(&b"text/plain"[..]));
+        assert_eq!(m.body, b"Watson, come here.");
+        assert_eq!(m.method(), Some(Method::Message));
+    }
+
+    #[test]
+    fn truncated_body_is_kept_and_flagged() {
+        let cut = &INVITE[..INVITE.len() - 10];
+        let m = parse(cut).unwrap();
+        assert!(m.body_truncated);
+        assert_eq!(m.body.len(), m.content_length.unwrap() - 10);
+        assert_eq!(m.len, cut.len());
+    }
+
+    #[test]
+    fn two_messages_in_one_buffer_parse_one_after_the_other() {
+        let mut buf = INVITE.to_vec();
+        buf.extend_from_slice(OK_200);
+        let first = parse(&buf).unwrap();
+        assert_eq!(first.len, INVITE.len());
+        assert_eq!(first.method(), Some(Method::Invite));
+        let second = parse(&buf[first.len..]).unwrap();
+        assert_eq!(second.status(), Some(200));
+        assert_eq!(first.len + second.len, buf.len());
+    }
+
+    #[test]
+    fn without_content_length_the_body_is_the_rest() {
+        let mut buf = request_with("");
+        buf.extend_from_slice(b"rest of datagram");
+        let m = parse(&buf).unwrap();
+        assert_eq!(m.content_length, None);
+        assert_eq!(m.body, b"rest of datagram");
+        assert_eq!(m.len, buf.len());
+    }
+
+    #[test]
+    fn huge_content_length_is_rejected() {
+        assert_eq!(
+            kind(&request_with("Content-Length: 1048577\r\n")),
+            "content_length_too_large"
+        );
+        assert_eq!(
+            kind(&request_with("Content-Length: 99999999999999999999999\r\n")),
+            "bad_content_length"
+        );
+        assert_eq!(
+            kind(&request_with("Content-Length: 12a\r\n")),
+            "bad_content_length"
+        );
+        assert_eq!(
+            kind(&request_with("Content-Length: -1\r\n")),
+            "bad_content_length"
+        );
+    }
+
+    #[test]
+    fn conflicting_content_lengths_are_rejected_equal_ones_accepted() {
+        assert_eq!(
+            kind(&request_with("Content-Length: 0\r\nl: 5\r\n")),
+            "conflicting_content_length"
+        );
+        assert_eq!(kind(&request_with("Content-Length: 0\r\nl: 0\r\n")), "ok");
+    }
+
+    #[test]
+    fn cseq_limits() {
+        let ok = request_with("").replace_cseq(b"CSeq: 2147483647 INVITE");
+        assert_eq!(parse(&ok).unwrap().cseq.seq, 2_147_483_647);
+        for bad in [
+            &b"CSeq: 2147483648 INVITE"[..],
+            b"CSeq: 99999999999999999999999 INVITE",
+            b"CSeq: INVITE",
+            b"CSeq: 1",
+            b"CSeq: 1x INVITE",
+            b"CSeq: -1 INVITE",
+        ] {
+            assert_eq!(
+                kind(&request_with("").replace_cseq(bad)),
+                "bad_cseq",
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    trait ReplaceCSeq {
+        fn replace_cseq(self, line: &[u8]) -> Vec<u8>;
+    }
+    impl ReplaceCSeq for Vec<u8> {
+        fn replace_cseq(self, line: &[u8]) -> Vec<u8> {
+            let s = String::from_utf8(self).unwrap();
+            s.replace("CSeq: 1 INVITE", std::str::from_utf8(line).unwrap())
+                .into_bytes()
+        }
+    }
+
+    #[test]
+    fn unknown_method_is_kept_as_other() {
+        let buf = b"PING sip:b@h SIP/2.0\r\nCall-ID: c\r\nCSeq: 1 PING\r\nFrom: <sip:a@h>\r\nTo: <sip:b@h>\r\n\r\n";
+        let m = parse(buf).unwrap();
+        assert_eq!(m.method(), Some(Method::Other(b"PING")));
+        assert_eq!(m.cseq.method, Method::Other(b"PING"));
+    }
+
+    #[test]
+    fn malformed_start_lines_give_their_kinds() {
+        let rest = "\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nFrom: <sip:a@h>\r\nTo: <sip:b@h>\r\n\r\n";
+        let cases = [
+            ("GET / HTTP/1.1", "not_sip"),
+            ("\u{80}\u{12}", "not_sip"),
+            ("HELLO", "not_sip"),
+            ("INVITE sip:b@h SIP/3.0", "bad_start_line"),
+            ("INVITE SIP/2.0", "bad_start_line"),
+            ("SIP/2.0200 OK", "bad_start_line"),
+            ("SIP/3.0 200 OK", "bad_start_line"),
+            ("SIP/2.0 099 Early", "bad_status_code"),
+            ("SIP/2.0 700 Late", "bad_status_code"),
+            ("SIP/2.0 2000 OK", "bad_status_code"),
+            ("SIP/2.0 20x OK", "bad_status_code"),
+            ("SIP/2.0 OK", "bad_status_code"),
+            ("INVITE bob SIP/2.0", "bad_uri"),
+            ("INVITE sip:bob@ SIP/2.0", "bad_uri"),
+            ("INVITE sip:bob@h:99999 SIP/2.0", "bad_uri"),
+            ("INVITE sip:bob@[2001:db8::1 SIP/2.0", "bad_uri"),
+            ("INVITE tel: SIP/2.0", "bad_uri"),
+        ];
+        for (line, want) in cases {
+            assert_eq!(kind(format!("{line}{rest}").as_bytes()), want, "{line}");
+        }
+    }
+
+    #[test]
+    fn missing_and_malformed_mandatory_headers_give_their_kinds() {
+        let full = [
+            "Call-ID: c\r\n",
+            "CSeq: 1 INVITE\r\n",
+            "From: <sip:a@h>;tag=1\r\n",
+            "To: <sip:b@h>\r\n",
+        ];
+        let missing = [
+            "missing_call_id",
+            "missing_cseq",
+            "missing_from",
+            "missing_to",
+        ];
+        for (skip, want) in missing.iter().enumerate() {
+            let mut buf = String::from("INVITE sip:b@h SIP/2.0\r\n");
+            for (i, h) in full.iter().enumerate() {
+                if i != skip {
+                    buf.push_str(h);
+                }
+            }
+            buf.push_str("\r\n");
+            assert_eq!(kind(buf.as_bytes()), *want);
+        }
+        let base = "INVITE sip:b@h SIP/2.0\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n";
+        let cases = [
+            (
+                "From: \"unterminated <sip:a@h>\r\nTo: <sip:b@h>\r\n",
+                "bad_from",
+            ),
+            ("From: <sip:a@h\r\nTo: <sip:b@h>\r\n", "bad_from"),
+            ("From: <sip:a@h>\r\nTo: nothing\r\n", "bad_to"),
+            (
+                "From: <sip:a@h>\r\nTo: <sip:b@h>\r\nNo colon here\r\n",
+                "bad_header",
+            ),
+            (
+                "From: <sip:a@h>\r\nTo: <sip:b@h>\r\nBad Name: x\r\n",
+                "bad_header",
+            ),
+            ("Call-ID:\r\nFrom: <sip:a@h>\r\nTo: <sip:b@h>\r\n", "ok"),
+        ];
+        for (headers, want) in cases {
+            assert_eq!(
+                kind(format!("{base}{headers}\r\n").as_bytes()),
+                want,
+                "{headers}"
+            );
+        }
+        assert_eq!(
+            kind(b"INVITE sip:b@h SIP/2.0\r\n Call-ID: c\r\n\r\n"),
+            "bad_header"
+        );
+        assert_eq!(kind(b"INVITE sip:b@h SIP/2.0\r\nCall-ID:\r\nCSeq: 1 INVITE\r\nFrom: <sip:a@h>\r\nTo: <sip:b@h>\r\n\r\n"), "missing_call_id");
+    }
+
+    #[test]
+    fn headers_without_blank_line_are_incomplete() {
+        let head_only = &INVITE[..memchr::memmem::find(INVITE, b"\r\n\r\n").unwrap() + 2];
+        assert_eq!(kind(head_only), "no_header_end");
+        assert_eq!(kind(b"INVITE sip:b@h SIP/2.0"), "no_header_end");
+    }
+
+    #[test]
+    fn endless_headers_are_too_long() {
+        let mut buf = request_with("").replace_cseq(b"CSeq: 1 INVITE");
+        buf.truncate(buf.len() - 2);
+        while buf.len() <= MAX_HEADER_BYTES + 100 {
+            buf.extend_from_slice(b"X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
+        }
+        assert_eq!(kind(&buf), "headers_too_long");
+    }
+
+    #[test]
+    fn error_messages_give_kind_and_offset_never_content() {
+        let secret = b"INVITE sip:b@h SIP/2.0\r\nCall-ID: SECRET\r\nCSeq: 1 INVITE\r\nFrom: <sip:SECRET@h>\r\n\r\n";
+        let err = parse(secret).unwrap_err();
+        assert_eq!(err.kind(), "missing_to");
+        assert_eq!(err.at(), secret.len());
+        let text = err.to_string();
+        assert_eq!(text, format!("missing_to at byte {}", secret.len()));
+        assert!(!text.contains("SECRET"));
+    }
+
+    #[test]
+    fn every_prefix_of_an_invite_errors_or_parses() {
+        for cut in 0..=INVITE.len() {
+            match parse(&INVITE[..cut]) {
+                Ok(m) => {
+                    assert!(m.len <= cut);
+                    assert_eq!(m.call_id, b"a84b4c76e66710@pc33.atlanta.example.com");
+                }
+                Err(e) => assert!(!e.kind().is_empty()),
+            }
+        }
+        // Headers complete from the blank line on: every longer prefix parses.
+        let header_end = memchr::memmem::find(INVITE, b"\r\n\r\n").unwrap() + 4;
+        for cut in header_end..=INVITE.len() {
+            let m = parse(&INVITE[..cut]).unwrap();
+            assert_eq!(m.body_truncated, cut < INVITE.len());
+        }
+    }
+
+    #[test]
+    fn random_garbage_does_not_panic() {
+        // Bytes drawn from an alphabet rich in SIP syntax so the scanner goes deep.
+        let alphabet = b"SIP/2.0 INVITE sip:@[]<>;,\"\\:=\r\n\t1234567890tag=branch=Call-ID:CSeq:From:To:Via:l:";
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut buf = [0u8; 256];
+        for round in 0..50_000 {
+            for b in buf.iter_mut() {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                *b = if round % 2 == 0 {
+                    alphabet[(seed % alphabet.len() as u64) as usize]
+                } else {
+                    seed as u8
+                };
+            }
+            let len = (seed >> 56) as usize;
+            let _ = parse(&buf[..len]);
+            let _ = looks_like_sip(&buf[..len]);
+        }
+        // Valid messages with random bytes overwritten.
+        for round in 0..20_000u64 {
+            let mut m = INVITE.to_vec();
+            for _ in 0..4 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let i = (seed as usize) % m.len();
+                m[i] = alphabet[((seed >> 32) % alphabet.len() as u64) as usize];
+            }
+            if let Ok(p) = parse(&m) {
+                assert!(p.len <= m.len(), "round {round}");
+            }
+        }
+    }
+
+    #[test]
+    fn looks_like_sip_accepts_requests_and_responses() {
+        assert!(looks_like_sip(INVITE));
+        assert!(looks_like_sip(OK_200));
+        assert!(looks_like_sip(b"\r\n\r\nOPTIONS sip:x@y SIP/2.0\r\n"));
+        assert!(looks_like_sip(b"SIP/2.0 100 Trying\r\n"));
+        assert!(looks_like_sip(include_bytes!(
+            "../../tests/data/sip/invite_lf_only.sip"
+        )));
+    }
+
+    #[test]
+    fn looks_like_sip_rejects_rtp_http_and_fragments() {
+        let rtp = [
+            0x80u8, 0x08, 0x12, 0x34, 0, 0, 0, 160, 0xde, 0xad, 0xbe, 0xef,
+        ];
+        assert!(!looks_like_sip(&rtp));
+        assert!(!looks_like_sip(b"GET / HTTP/1.1\r\n"));
+        assert!(!looks_like_sip(b"invite sip:x@y SIP/2.0\r\n"));
+        assert!(!looks_like_sip(b"INVITE sip:x@y SIP/2.0"));
+        assert!(!looks_like_sip(b"INVITE SIP/2.0\r\n"));
+        assert!(!looks_like_sip(b"\r\n\r\n"));
+        assert!(!looks_like_sip(b""));
+        assert!(!looks_like_sip(b"SIP/2.0"));
+    }
 }
