@@ -4,6 +4,11 @@
 //! out of a PBX log). Output: a [`SipMessage`] whose fields borrow the input. Only the
 //! headers callmeta needs are located; everything else is skipped. Nothing here knows
 //! about calls or dialogs.
+//!
+//! Must never: allocate per message (tests/sip_alloc.rs counts), panic on any input, or
+//! put message bytes into an error (a [`ParseError`] is a kind and a byte offset). The
+//! body is handed on as a slice; [`sdp`] reads codec names and media types from it and
+//! nothing else.
 
 mod message;
 mod parser;
