@@ -5,7 +5,7 @@
 //! allocate (the iterators borrow the body) nor panic on any input; CRLF and bare-LF line
 //! ends are both accepted (RFC 8866 §5 asks for CRLF, PBX logs lose the CRs).
 
-use memchr::{memchr, memmem};
+use memchr::memchr;
 
 /// Iterates the codec names of every media section, in order, without allocating.
 ///
@@ -84,18 +84,13 @@ struct Sections<'a> {
 impl<'a> Iterator for Sections<'a> {
     type Item = Section<'a>;
     fn next(&mut self) -> Option<Section<'a>> {
-        // Find the next line starting with `m=`.
-        let start = if self.rest.starts_with(b"m=") {
-            0
-        } else {
-            memmem::find(self.rest, b"\nm=")? + 1
-        };
+        let start = find_line(self.rest, b"m=")?;
         let sec = &self.rest[start..];
         let line_end = memchr(b'\n', sec).unwrap_or(sec.len());
         let line = &sec[2..line_end];
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let after = &sec[line_end..];
-        let sec_end = memmem::find(after, b"\nm=").map_or(after.len(), |i| i + 1);
+        let sec_end = find_line(after, b"m=").unwrap_or(after.len());
         let attributes = &after[..sec_end];
         self.rest = &after[sec_end..];
 
@@ -105,13 +100,26 @@ impl<'a> Iterator for Sections<'a> {
         let _port = next_token(&mut fields);
         let proto = next_token(&mut fields).unwrap_or_default();
         // RTP/AVP, RTP/SAVP, RTP/AVPF, UDP/TLS/RTP/SAVPF (RFC 3551, 3711, 4585, 5764).
-        let rtp = memmem::find(proto, b"RTP/").is_some();
+        let rtp = proto.windows(4).any(|w| w == b"RTP/");
         Some(Section {
             media,
             rtp,
             formats: fields,
             attributes,
         })
+    }
+}
+
+/// Offset of the first line of `s` that starts with `prefix` (line starts: offset 0 and
+/// after each LF). Plain line walking: SDP bodies are a few hundred bytes, where building
+/// a substring finder per call costs more than it saves.
+fn find_line(s: &[u8], prefix: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    loop {
+        if s[at..].starts_with(prefix) {
+            return Some(at);
+        }
+        at += memchr(b'\n', &s[at..])? + 1;
     }
 }
 
@@ -129,12 +137,12 @@ fn next_token<'a>(s: &mut &'a [u8]) -> Option<&'a [u8]> {
 
 /// RFC 8866 §6.6: `a=rtpmap:<payload type> <encoding name>/<clock rate>[/<params>]`.
 fn rtpmap_name<'a>(attributes: &'a [u8], pt: &[u8]) -> Option<&'a [u8]> {
-    for at in memmem::find_iter(attributes, b"a=rtpmap:") {
-        if at > 0 && attributes[at - 1] != b'\n' {
-            continue;
-        }
-        let line = &attributes[at + 9..];
-        let line = &line[..memchr(b'\n', line).unwrap_or(line.len())];
+    let mut rest = attributes;
+    while let Some(at) = find_line(rest, b"a=rtpmap:") {
+        let tail = &rest[at + 9..];
+        let nl = memchr(b'\n', tail);
+        let line = &tail[..nl.unwrap_or(tail.len())];
+        rest = nl.map_or(&tail[tail.len()..], |i| &tail[i + 1..]);
         let mut fields = line.strip_suffix(b"\r").unwrap_or(line);
         if next_token(&mut fields) != Some(pt) {
             continue;
@@ -304,6 +312,13 @@ a=rtpmap:99 H264/90000\r\n";
     fn rtpmap_not_at_line_start_is_ignored() {
         let body = b"m=audio 1 RTP/AVP 96\r\nx=a=rtpmap:96 FAKE/8000\r\n";
         assert!(names(body).is_empty());
+    }
+
+    #[test]
+    fn rtpmap_text_inside_an_rtpmap_line_is_not_a_second_rtpmap() {
+        let body = b"m=audio 1 RTP/AVP 96 97\r\na=rtpmap:97 a=rtpmap:96 FAKE/8000\r\n";
+        // 96 stays unnamed (skipped); 97 is named by its own (odd) encoding token.
+        assert_eq!(names(body), [&b"a=rtpmap:96"[..]]);
     }
 
     #[test]
