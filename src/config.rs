@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::call::TrackerConfig;
 
@@ -34,7 +34,7 @@ pub enum ConfigError {
     },
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub source: Sources,
@@ -44,7 +44,7 @@ pub struct Config {
     pub logging: LoggingSection,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Sources {
     /// Live capture sources, one capture thread each.
@@ -59,7 +59,7 @@ impl Default for Sources {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CaptureSource {
     /// Interface name, or `any` for all interfaces (Linux cooked capture).
@@ -86,7 +86,7 @@ impl Default for CaptureSource {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreSection {
     /// The SQLite database file. Default: `$STATE_DIRECTORY/calls.db` under systemd,
@@ -95,7 +95,7 @@ pub struct StoreSection {
     /// Records per transaction at most.
     pub batch_size: usize,
     /// A transaction is committed at least this often while records arrive.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub flush_interval: Duration,
     /// Finished records held for the writer; past it they are counted and dropped.
     pub queue: usize,
@@ -134,22 +134,22 @@ impl StoreSection {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CallsSection {
     /// Open dialogs kept at most; past it the oldest is closed (`timeout_reason = evicted`).
     pub max_open_dialogs: usize,
     /// RFC 3261 Timer B: an unanswered INVITE is closed this long after its last retransmission.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub transaction_timeout: Duration,
     /// A ringing call with no final response is closed this long after the last provisional.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub ring_timeout: Duration,
     /// An answered call with no BYE and no session timer is closed at this duration.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub max_call_duration: Duration,
     /// A finished call waits this long for other hops' copies before it is written.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub settle: Duration,
 }
 
@@ -180,11 +180,11 @@ impl CallsSection {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetentionSection {
     /// Records whose call ended longer ago than this are deleted.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub window: Duration,
 }
 
@@ -196,14 +196,14 @@ impl Default for RetentionSection {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Text,
     Json,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogDestination {
     /// journald when started by systemd (`JOURNAL_STREAM` set), else stdout.
@@ -212,7 +212,7 @@ pub enum LogDestination {
     Journald,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LoggingSection {
     pub format: LogFormat,
@@ -330,6 +330,41 @@ impl Config {
     }
 }
 
+/// Durations as people write them (`90d`, `32s`, `500ms`, `2w`), in and out: parsed by
+/// humantime, printed in the largest unit that is exact (humantime would print 90 days
+/// as `2months 29days 2h 52m 48s`).
+mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format(*d))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "`{text}` is not a duration ({e}); write e.g. 500ms, 32s, 5m, 4h, 90d, 2w"
+            ))
+        })
+    }
+
+    pub fn format(d: Duration) -> String {
+        if d.subsec_nanos() != 0 {
+            return format!("{}ms", d.as_millis());
+        }
+        let secs = d.as_secs();
+        for (unit, size) in [("w", 604_800), ("d", 86_400), ("h", 3_600), ("m", 60)] {
+            if secs != 0 && secs % size == 0 {
+                return format!("{}{unit}", secs / size);
+            }
+        }
+        format!("{secs}s")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -395,6 +430,17 @@ mod tests {
         ] {
             assert!(err.contains(key), "{key} missing from: {err}");
         }
+    }
+
+    #[test]
+    fn the_effective_config_prints_in_exact_units_and_parses_back() {
+        let cfg = Config::default();
+        let text = toml::to_string_pretty(&cfg).expect("serialise");
+        assert!(
+            text.contains("window = \"90d\"") && text.contains("ring_timeout = \"3m\""),
+            "{text}"
+        );
+        assert_eq!(parse(&text).expect("round trip"), cfg);
     }
 
     #[test]

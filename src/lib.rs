@@ -8,7 +8,9 @@
 
 pub mod call;
 pub mod config;
+pub mod daemon;
 pub mod ingest;
+pub mod logging;
 pub mod net;
 pub mod sip;
 pub mod source;

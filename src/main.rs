@@ -10,10 +10,11 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use callmeta::call::TrackerConfig;
-use callmeta::ingest;
+use callmeta::config::LogFormat;
 use callmeta::store::export::{self, Format};
 use callmeta::store::{Query, Store, Writer, WriterConfig};
 use callmeta::time;
+use callmeta::{daemon, ingest};
 
 #[derive(Parser)]
 #[command(
@@ -35,6 +36,30 @@ enum Command {
         /// Capture files; several are merged in time order (rotated or per-interface captures).
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+    /// Run the daemon: capture SIP live and store a record per call as it ends.
+    Run {
+        /// The config file (default /etc/callmeta/callmeta.toml, else built-in defaults).
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// Capture on this interface instead of the configured sources (repeatable; `any` for all).
+        #[arg(long = "interface", value_name = "NAME")]
+        interfaces: Vec<String>,
+        /// Capture this SIP port instead of the configured ones (repeatable).
+        #[arg(long = "port", value_name = "N")]
+        ports: Vec<u16>,
+        /// The store, instead of store.path.
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// Log format on stdout.
+        #[arg(long, value_parser = ["text", "json"])]
+        log_format: Option<String>,
+    },
+    /// Validate a config file and print the effective configuration.
+    CheckConfig {
+        /// The config file (default /etc/callmeta/callmeta.toml, else built-in defaults).
+        #[arg(short, long)]
+        config: Option<PathBuf>,
     },
     /// List call records.
     Calls(ListArgs),
@@ -88,7 +113,16 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("callmeta: {e:#}");
+            // Each cause once: library errors often quote their source already.
+            let mut message = e.to_string();
+            for cause in e.chain().skip(1) {
+                let cause = cause.to_string();
+                if !message.contains(&cause) {
+                    message.push_str(": ");
+                    message.push_str(&cause);
+                }
+            }
+            eprintln!("callmeta: {message}");
             ExitCode::FAILURE
         }
     }
@@ -97,6 +131,41 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Ingest { db, files } => cmd_ingest(&db.db, &files),
+        Command::Run {
+            config,
+            interfaces,
+            ports,
+            db,
+            log_format,
+        } => {
+            let log_format = match log_format.as_deref() {
+                Some("json") => Some(LogFormat::Json),
+                Some(_) => Some(LogFormat::Text),
+                None => None,
+            };
+            daemon::run(
+                config,
+                daemon::Overrides {
+                    interfaces,
+                    ports,
+                    db,
+                    log_format,
+                },
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CheckConfig { config } => {
+            let cfg = daemon::load_config(config.as_deref(), &daemon::Overrides::default())?;
+            print!(
+                "{}",
+                toml::to_string_pretty(&cfg).context("printing the configuration")?
+            );
+            eprintln!(
+                "configuration is valid; store: {}",
+                cfg.store.effective_path().display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Calls(args) => {
             let store = Store::open_read_only(&args.db.db)?;
             let calls = store.calls(&args.query())?;
