@@ -10,6 +10,7 @@ pub mod call;
 pub mod config;
 pub mod ingest;
 pub mod net;
+pub mod privacy;
 pub mod sip;
 pub mod source;
 pub mod store;
