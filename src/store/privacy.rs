@@ -265,6 +265,29 @@ impl Store {
         Ok(out)
     }
 
+    /// Whether any number or address column holds a pseudonym (`h:`…, `100::`…).
+    pub fn holds_pseudonyms(&self) -> Result<bool, StoreError> {
+        let h = |col: &str| format!("substr({col}, 1, 2) = 'h:'");
+        let ip = |col: &str| format!("substr({col}, 1, 5) = '100::'");
+        let sql = format!(
+            "SELECT EXISTS (SELECT 1 FROM calls WHERE {} OR {} OR {} OR {} OR {} OR {})
+                 OR EXISTS (SELECT 1 FROM messages WHERE {} OR {} OR {} OR {})",
+            h("caller"),
+            h("callee"),
+            h("caller_name"),
+            h("asserted_identity"),
+            ip("src_ip"),
+            ip("dst_ip"),
+            h("sender"),
+            h("recipient"),
+            ip("src_ip"),
+            ip("dst_ip"),
+        );
+        self.conn
+            .query_row(&sql, [], |r| r.get(0))
+            .map_err(query_err(&self.path))
+    }
+
     /// The audit log, oldest first.
     pub fn audit_log(&self) -> Result<Vec<AuditEntry>, StoreError> {
         let err = query_err(&self.path);
