@@ -21,6 +21,7 @@ use rusqlite::{Connection, OpenFlags};
 use crate::call::{CallRecord, MessageRecord, Record};
 use crate::privacy::Pseudonymiser;
 
+mod dialogs;
 pub mod export;
 mod privacy;
 mod query;
@@ -32,7 +33,7 @@ pub use export::Format;
 pub use privacy::{AuditEntry, Erasure, ForgetOutcome, Request, Subject, SubjectRecords};
 pub use retention::{RetentionOutcome, RetentionPolicy};
 pub use schema::SCHEMA_VERSION;
-pub use writer::{Writer, WriterConfig, WriterStats};
+pub use writer::{Retry, Writer, WriterConfig, WriterStats};
 
 /// Permissions of a newly created store: the owner (the daemon) writes, its group (billing
 /// readers) reads, nobody else sees call metadata.
