@@ -294,12 +294,17 @@ impl Tracker {
         let keys: Vec<Box<[u8]>> = self.dialogs.keys().cloned().collect();
         let mut open = Vec::new();
         for key in keys {
-            let ended = self.dialogs.get(&key).is_some_and(|d| d.state == State::Ended);
+            let ended = self
+                .dialogs
+                .get(&key)
+                .is_some_and(|d| d.state == State::Ended);
             if ended {
                 self.emit_dialog(&key, out);
                 continue;
             }
-            let Some(d) = self.dialogs.remove(&key) else { continue };
+            let Some(d) = self.dialogs.remove(&key) else {
+                continue;
+            };
             self.order.remove(&d.order);
             match serde_json::to_string(&d) {
                 Ok(state) => open.push((key.to_vec(), state)),
@@ -1051,14 +1056,19 @@ mod tests {
     fn a_call_suspended_and_resumed_across_a_restart_is_one_record() {
         let mut r = Run::new();
         let i = invite();
-        r.at(0, CALLER, CALLEE, i).at(S, CALLEE, CALLER, i.resp(180)).at(4 * S, CALLEE, CALLER, i.resp(200));
+        r.at(0, CALLER, CALLEE, i)
+            .at(S, CALLEE, CALLER, i.resp(180))
+            .at(4 * S, CALLEE, CALLER, i.resp(200));
         let saved = r.t.suspend(&mut r.out);
         assert_eq!((saved.len(), r.out.len(), r.t.open()), (1, 0, 0));
         let mut after = Run::new();
         assert_eq!(after.t.resume(saved), 0);
         after.at(60 * S, CALLER, CALLEE, i.req(Method::Bye));
         let c = after.one();
-        assert_eq!((c.started_at, c.ringing_at, c.answered_at, c.ended_at), (0, Some(S), Some(4 * S), 60 * S));
+        assert_eq!(
+            (c.started_at, c.ringing_at, c.answered_at, c.ended_at),
+            (0, Some(S), Some(4 * S), 60 * S)
+        );
         assert_eq!((c.billable_ms(), c.ended_by), (56_000, EndedBy::Bye));
     }
 
@@ -1066,7 +1076,8 @@ mod tests {
     fn suspend_writes_finished_calls_instead_of_carrying_them() {
         let mut r = Run::new();
         let i = invite();
-        r.at(0, CALLER, CALLEE, i).at(S, CALLEE, CALLER, i.resp(486));
+        r.at(0, CALLER, CALLEE, i)
+            .at(S, CALLEE, CALLER, i.resp(486));
         assert!(r.t.suspend(&mut r.out).is_empty());
         assert_eq!(r.out.len(), 1);
     }

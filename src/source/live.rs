@@ -25,7 +25,11 @@ pub enum LiveError {
     #[error("cannot capture on `{interface}`: {reason}")]
     Open { interface: String, reason: String },
     #[error("capture filter `{filter}` for `{interface}` does not compile: {reason}")]
-    Filter { interface: String, filter: String, reason: String },
+    Filter {
+        interface: String,
+        filter: String,
+        reason: String,
+    },
     #[error("capture on `{interface}` failed: {reason}")]
     Read { interface: String, reason: String },
 }
@@ -82,7 +86,11 @@ impl LiveCapture {
             .open()
             .map_err(open_err)?;
         let dlt = cap.get_datalink().0;
-        let mut live = LiveCapture { cap, interface, dlt };
+        let mut live = LiveCapture {
+            cap,
+            interface,
+            dlt,
+        };
         live.set_ports(&cfg.ports)?;
         Ok(live)
     }
@@ -99,11 +107,13 @@ impl LiveCapture {
     /// (and its open calls) running.
     pub fn set_ports(&mut self, ports: &[u16]) -> Result<(), LiveError> {
         let filter = bpf_filter(ports, self.dlt == 1);
-        self.cap.filter(&filter, true).map_err(|e| LiveError::Filter {
-            interface: self.interface.clone(),
-            filter,
-            reason: e.to_string(),
-        })
+        self.cap
+            .filter(&filter, true)
+            .map_err(|e| LiveError::Filter {
+                interface: self.interface.clone(),
+                filter,
+                reason: e.to_string(),
+            })
     }
 
     /// Hands every frame of the next kernel block to `on`; returns after at most the read
@@ -111,13 +121,22 @@ impl LiveCapture {
     pub fn dispatch(&mut self, mut on: impl FnMut(Frame<'_>)) -> Result<usize, LiveError> {
         let result = self.cap.dispatch(None, |p| {
             let ts = p.header.ts;
-            let ts_us = (ts.tv_sec as i64).saturating_mul(1_000_000).saturating_add(ts.tv_usec as i64);
-            on(Frame { ts_us, data: p.data, wire_len: p.header.len });
+            let ts_us = (ts.tv_sec as i64)
+                .saturating_mul(1_000_000)
+                .saturating_add(ts.tv_usec as i64);
+            on(Frame {
+                ts_us,
+                data: p.data,
+                wire_len: p.header.len,
+            });
         });
         match result {
             Ok(n) => Ok(n),
             Err(pcap::Error::TimeoutExpired) => Ok(0),
-            Err(e) => Err(LiveError::Read { interface: self.interface.clone(), reason: e.to_string() }),
+            Err(e) => Err(LiveError::Read {
+                interface: self.interface.clone(),
+                reason: e.to_string(),
+            }),
         }
     }
 
@@ -163,14 +182,21 @@ mod tests {
     #[test]
     fn the_ethernet_filter_repeats_itself_behind_a_vlan_tag() {
         let f = bpf_filter(&[5060], true);
-        assert!(f.ends_with("or (vlan and ((port 5060) or (ip[6:2] & 0x1fff != 0) or (ip6[6] == 44)))"), "{f}");
+        assert!(
+            f.ends_with("or (vlan and ((port 5060) or (ip[6:2] & 0x1fff != 0) or (ip6[6] == 44)))"),
+            "{f}"
+        );
     }
 
     #[test]
     fn the_filters_compile_for_ethernet_and_cooked_captures() {
-        for (dlt, vlan) in [(pcap::Linktype::ETHERNET, true), (pcap::Linktype(276), false)] {
+        for (dlt, vlan) in [
+            (pcap::Linktype::ETHERNET, true),
+            (pcap::Linktype(276), false),
+        ] {
             let dead = Capture::dead(dlt).expect("dead capture");
-            dead.compile(&bpf_filter(&[5060, 5061, 5080], vlan), true).expect("filter compiles");
+            dead.compile(&bpf_filter(&[5060, 5061, 5080], vlan), true)
+                .expect("filter compiles");
         }
     }
 
@@ -183,7 +209,13 @@ mod tests {
             buffer_size: 1 << 20,
             snaplen: 65_535,
         };
-        let err = LiveCapture::open(&cfg).err().expect("must fail").to_string();
-        assert!(err.contains("nosuchif0") && err.contains("does not exist"), "{err}");
+        let err = LiveCapture::open(&cfg)
+            .err()
+            .expect("must fail")
+            .to_string();
+        assert!(
+            err.contains("nosuchif0") && err.contains("does not exist"),
+            "{err}"
+        );
     }
 }

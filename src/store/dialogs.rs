@@ -9,9 +9,16 @@ use super::{Store, StoreError};
 
 impl Store {
     /// Replaces the saved open dialogs with `dialogs` (key, state), in one transaction.
-    pub fn save_open_dialogs(&mut self, dialogs: &[(Vec<u8>, String)], now_us: i64) -> Result<(), StoreError> {
+    pub fn save_open_dialogs(
+        &mut self,
+        dialogs: &[(Vec<u8>, String)],
+        now_us: i64,
+    ) -> Result<(), StoreError> {
         let path = self.path.clone();
-        let write = |source| StoreError::Write { path: path.clone(), source };
+        let write = |source| StoreError::Write {
+            path: path.clone(),
+            source,
+        };
         let tx = self.conn.transaction().map_err(write)?;
         {
             let mut insert = tx
@@ -29,14 +36,19 @@ impl Store {
     /// Takes the saved open dialogs out of the store (read and delete in one transaction).
     pub fn take_open_dialogs(&mut self) -> Result<Vec<(Vec<u8>, String)>, StoreError> {
         let path = self.path.clone();
-        let write = |source| StoreError::Write { path: path.clone(), source };
+        let write = |source| StoreError::Write {
+            path: path.clone(),
+            source,
+        };
         let tx = self.conn.transaction().map_err(write)?;
         let dialogs = {
             let mut select = tx
                 .prepare("SELECT dialog_key, state FROM open_dialogs ORDER BY saved_at_us, rowid")
                 .map_err(write)?;
             let rows = select
-                .query_map([], |row| Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, String>(1)?)))
+                .query_map([], |row| {
+                    Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, String>(1)?))
+                })
                 .map_err(write)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(write)?
         };

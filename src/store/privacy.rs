@@ -315,7 +315,7 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::privacy::{Field, PseudonymKey};
     use crate::store::testutil::*;
@@ -360,6 +360,45 @@ mod tests {
         let left = store.calls(&Query::default()).expect("calls");
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].call_id, "c@x");
+    }
+
+    /// Whether any file in `dir` holds `needle`, byte for byte.
+    pub(crate) fn dir_contains(dir: &Path, needle: &[u8]) -> bool {
+        std::fs::read_dir(dir).expect("read_dir").any(|e| {
+            let bytes = std::fs::read(e.expect("entry").path()).expect("read");
+            bytes.windows(needle.len()).any(|w| w == needle)
+        })
+    }
+
+    #[test]
+    fn forget_leaves_no_byte_of_the_records_in_the_files_while_the_store_stays_open() {
+        // The daemon never closes its store: the erasure must not wait for the close.
+        let (dir, mut store) = store_with(&[
+            rec(call("gone-4d1f@x", T0, "+4930777", "200")),
+            rec(call("kept-8e2a@x", T0 + 1, "300", "400")),
+        ]);
+        assert!(dir_contains(dir.path(), b"gone-4d1f@x"));
+        let out = store
+            .forget(&Subject::new("4930777", &pseudonymiser()), &req(false))
+            .expect("forget");
+        assert_eq!(out.erasure.map(|e| e.wal_truncated), Some(true));
+        assert!(!dir_contains(dir.path(), b"gone-4d1f@x"));
+        assert!(!dir_contains(dir.path(), b"4930777"));
+        assert!(dir_contains(dir.path(), b"kept-8e2a@x"));
+    }
+
+    #[test]
+    fn a_reader_holding_the_wal_is_reported_as_an_incomplete_erasure() {
+        let (dir, mut store) = store_with(&[rec(call("a@x", T0, "100", "200"))]);
+        let reader = Store::open_read_only(&dir.path().join("t.db")).expect("reader");
+        let tx = reader.conn.unchecked_transaction().expect("read tx");
+        let _snapshot: i64 = tx
+            .query_row("SELECT count(*) FROM calls", [], |r| r.get(0))
+            .expect("read");
+        let out = store
+            .forget(&Subject::new("100", &pseudonymiser()), &req(false))
+            .expect("forget");
+        assert_eq!(out.erasure.map(|e| e.wal_truncated), Some(false));
     }
 
     #[test]

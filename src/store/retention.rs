@@ -297,6 +297,22 @@ mod tests {
     }
 
     #[test]
+    fn purged_and_anonymised_bytes_are_gone_from_the_files_while_the_store_stays_open() {
+        use crate::store::privacy::tests::dir_contains;
+        let p = Pseudonymiser::new(&PseudonymKey::from_bytes([3; 32]), &[]);
+        let mut aged = call("aged-61b0@x", NOW - 40 * DAY, "+4930888", "200");
+        aged.caller_name = Some("Aged Name".into());
+        let (dir, mut store) = store_with(&[ended_days_ago("purged-2c9e@x", 91), rec(aged)]);
+        assert!(dir_contains(dir.path(), b"purged-2c9e@x"));
+        let out = apply(&mut store, NOW, &anonymising(&p), false).expect("apply");
+        assert_eq!((out.calls_deleted, out.calls_anonymised), (1, 1));
+        assert!(!dir_contains(dir.path(), b"purged-2c9e@x"));
+        assert!(!dir_contains(dir.path(), b"4930888"));
+        assert!(!dir_contains(dir.path(), b"Aged Name"));
+        assert!(dir_contains(dir.path(), b"aged-61b0@x"));
+    }
+
+    #[test]
     fn a_call_that_started_before_the_window_but_ended_inside_it_is_kept() {
         let mut long = call("long", NOW - 91 * DAY, "1", "2");
         long.ended_at = NOW - 89 * DAY;

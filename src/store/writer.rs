@@ -630,7 +630,11 @@ mod tests {
         let read_only = Store::open_read_only(&path).expect("read-only");
         let writer = Writer::spawn_with_retries(
             read_only,
-            WriterConfig { batch_size: 1, flush_interval: Duration::from_millis(1), queue: 4 },
+            WriterConfig {
+                batch_size: 1,
+                flush_interval: Duration::from_millis(1),
+                queue: 4,
+            },
             Retry::UntilFinish(Duration::from_millis(5)),
         );
         for i in 0..3 {
@@ -643,8 +647,15 @@ mod tests {
         let stats = writer.stats();
         assert!(stats.failing, "{stats:?}");
         assert!(stats.retries >= 5, "{stats:?}");
-        assert_eq!((stats.pending, stats.unwritten), (3, 0), "nothing given up while running");
-        assert!(matches!(writer.finish(), Err(StoreError::Unwritten { unwritten: 3, .. })));
+        assert_eq!(
+            (stats.pending, stats.unwritten),
+            (3, 0),
+            "nothing given up while running"
+        );
+        assert!(matches!(
+            writer.finish(),
+            Err(StoreError::Unwritten { unwritten: 3, .. })
+        ));
     }
 
     #[test]
