@@ -34,7 +34,7 @@ pub enum ConfigError {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub source: Sources,
@@ -43,19 +43,6 @@ pub struct Config {
     pub retention: RetentionSection,
     pub privacy: PrivacySection,
     pub logging: LoggingSection,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            source: Sources::default(),
-            store: StoreSection::default(),
-            calls: CallsSection::default(),
-            retention: RetentionSection::default(),
-            privacy: PrivacySection::default(),
-            logging: LoggingSection::default(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -15,4 +15,6 @@ mod parser;
 pub mod sdp;
 
 pub use message::{CSeq, Method, NameAddr, SipMessage, StartLine, Uri, Via};
-pub use parser::{looks_like_sip, parse, ParseError, MAX_CONTENT_LENGTH, MAX_HEADER_BYTES};
+pub use parser::{
+    looks_like_sip, parse, parse_datagram, ParseError, MAX_CONTENT_LENGTH, MAX_HEADER_BYTES,
+};

@@ -176,6 +176,17 @@ pub fn looks_like_sip(payload: &[u8]) -> bool {
 /// `Content-Length` larger than what is there, the body is what is there and
 /// `body_truncated` is set. The headers must be complete (closed by a blank line).
 pub fn parse(buf: &[u8]) -> Result<SipMessage<'_>, ParseError> {
+    parse_framed(buf, false)
+}
+
+/// Parses a message that is a whole datagram (UDP, SCTP): the end of the datagram also
+/// ends the header section when the blank line is missing (RFC 3261 §18.3: for message
+/// transports the datagram is the message), as truncated and hand-made captures need.
+pub fn parse_datagram(buf: &[u8]) -> Result<SipMessage<'_>, ParseError> {
+    parse_framed(buf, true)
+}
+
+fn parse_framed(buf: &[u8], datagram: bool) -> Result<SipMessage<'_>, ParseError> {
     let start = buf.len() - skip_crlf(buf).len();
     if start == buf.len() {
         return Err(ParseError::Empty { at: start });
@@ -202,15 +213,26 @@ pub fn parse(buf: &[u8]) -> Result<SipMessage<'_>, ParseError> {
     let line = strip_cr(&window[start..start + nl]);
     let start_line = parse_start_line(line, start)?;
 
-    let mut h = Headers::default();
+    let mut h = Headers {
+        datagram,
+        ..Headers::default()
+    };
     let mut pos = start + nl + 1;
     // The header being read: (offset of its line, name, value start, value end).
     let mut current: Option<(usize, usize, usize, usize)> = None;
     let body_start = loop {
-        let Some(nl) = memchr(b'\n', &window[pos..]) else {
-            return Err(incomplete(limit));
+        let line_end = match memchr(b'\n', &window[pos..]) {
+            Some(nl) => pos + nl,
+            // The datagram ends inside the headers: its last line is the last header.
+            None if datagram && limit == buf.len() && pos < limit => limit,
+            None if datagram && limit == buf.len() => {
+                if let Some(cur) = current.take() {
+                    h.take(window, cur)?;
+                }
+                break limit;
+            }
+            None => return Err(incomplete(limit)),
         };
-        let line_end = pos + nl;
         let content_end = if line_end > pos && window[line_end - 1] == b'\r' {
             line_end - 1
         } else {
@@ -232,10 +254,17 @@ pub fn parse(buf: &[u8]) -> Result<SipMessage<'_>, ParseError> {
             if let Some(cur) = current.take() {
                 h.take(window, cur)?;
             }
-            let Some(colon) = memchr(b':', &window[pos..content_end]) else {
-                return Err(ParseError::BadHeader { at: pos });
-            };
-            current = Some((pos, pos + colon, pos + colon + 1, content_end));
+            // A header line without a colon is skipped, as Wireshark does: one broken
+            // line must not cost the whole call (seen in fuzzed and hand-edited traces).
+            if let Some(colon) = memchr(b':', &window[pos..content_end]) {
+                current = Some((pos, pos + colon, pos + colon + 1, content_end));
+            }
+        }
+        if line_end >= limit {
+            if let Some(cur) = current.take() {
+                h.take(window, cur)?;
+            }
+            break limit;
         }
         pos = line_end + 1;
     };
@@ -299,6 +328,9 @@ struct Headers<'a> {
     session_expires: Option<u32>,
     content_type: Option<&'a [u8]>,
     content_length: Option<usize>,
+    /// The message is a whole datagram: an unreadable Content-Length can be ignored,
+    /// since the datagram's end frames the body anyway (zeek's invalid-content-length).
+    datagram: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -449,7 +481,12 @@ impl<'a> Headers<'a> {
                 }
             }
             Name::ContentLength => {
-                let n = parse_decimal(value).ok_or(ParseError::BadContentLength { at: line })?;
+                let Some(n) = parse_decimal(value) else {
+                    if self.datagram {
+                        return Ok(());
+                    }
+                    return Err(ParseError::BadContentLength { at: line });
+                };
                 if n > MAX_CONTENT_LENGTH as u64 {
                     return Err(ParseError::ContentLengthTooLarge { at: line });
                 }
@@ -765,6 +802,11 @@ fn split_host_port(hp: &[u8]) -> Option<(&[u8], Option<u16>)> {
     let (host, after) = if hp.first() == Some(&b'[') {
         let close = memchr(b']', hp)?;
         (&hp[..close + 1], &hp[close + 1..])
+    } else if memchr::memchr_iter(b':', hp).nth(1).is_some() {
+        // An IPv6 address without brackets (`sip:9876@fe80:0:0:0:21a:a0ff:fe07:32e0`):
+        // not RFC 3261 syntax, but real phones send it (heplify's sip_ipv6_udp capture).
+        // It cannot carry a port, so all of it is the host.
+        (hp, &hp[hp.len()..])
     } else {
         let end = memchr(b':', hp).unwrap_or(hp.len());
         (&hp[..end], &hp[end..])
@@ -1458,9 +1500,10 @@ mod tests {
             ),
             ("From: <sip:a@h\r\nTo: <sip:b@h>\r\n", "bad_from"),
             ("From: <sip:a@h>\r\nTo: nothing\r\n", "bad_to"),
+            // A line without a colon is skipped, not fatal.
             (
                 "From: <sip:a@h>\r\nTo: <sip:b@h>\r\nNo colon here\r\n",
-                "bad_header",
+                "ok",
             ),
             (
                 "From: <sip:a@h>\r\nTo: <sip:b@h>\r\nBad Name: x\r\n",
@@ -1590,5 +1633,49 @@ mod tests {
         assert!(!looks_like_sip(b"\r\n\r\n"));
         assert!(!looks_like_sip(b""));
         assert!(!looks_like_sip(b"SIP/2.0"));
+    }
+
+    #[test]
+    fn a_header_line_without_colon_is_skipped_and_the_rest_still_read() {
+        let m = parse(b"BYE sip:b@h SIP/2.0\r\nCall-ID: c1\r\ngarbage line\r\nCSeq: 2 BYE\r\nFrom: <sip:a@h>;tag=x\r\nTo: <sip:b@h>;tag=y\r\n\r\n")
+            .expect("parsed despite the broken line");
+        assert_eq!((m.call_id, m.cseq.seq), (&b"c1"[..], 2));
+    }
+
+    #[test]
+    fn a_datagram_without_the_blank_line_ends_its_headers_at_its_end() {
+        let d = b"SIP/2.0 200 OK\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nFrom: <sip:a@h>;tag=x\r\nTo: <sip:b@h>;tag=y";
+        assert_eq!(parse(d).err().map(|e| e.kind()), Some("no_header_end"));
+        let m = parse_datagram(d).expect("datagram rule");
+        assert_eq!(
+            (m.to.tag, m.body, m.len),
+            (Some(&b"y"[..]), &b""[..], d.len())
+        );
+        for cut in 0..d.len() {
+            let _ = parse_datagram(&d[..cut]);
+        }
+        let with_crlf = b"SIP/2.0 200 OK\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nFrom: <sip:a@h>;tag=x\r\nTo: <sip:b@h>;tag=y\r\n";
+        assert_eq!(
+            parse_datagram(with_crlf).expect("datagram rule").to.tag,
+            Some(&b"y"[..])
+        );
+    }
+
+    #[test]
+    fn an_unbracketed_ipv6_host_is_taken_whole() {
+        let m = parse(b"INVITE sip:4321@fec0:0:0:0:216:d3ff:fe0d:22c SIP/2.0\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nFrom: <sip:9876@fe80:0:0:0:21a:a0ff:fe07:32e0>;tag=a\r\nTo: <sip:4321@fec0:0:0:0:216:d3ff:fe0d:22c>\r\n\r\n")
+            .expect("parsed");
+        assert_eq!(m.from.uri.host, b"fe80:0:0:0:21a:a0ff:fe07:32e0");
+        assert_eq!(
+            (m.from.uri.port, m.from.uri.user),
+            (None, Some(&b"9876"[..]))
+        );
+    }
+
+    #[test]
+    fn an_unreadable_content_length_is_ignored_in_a_datagram_only() {
+        let d = b"SIP/2.0 200 OK\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nFrom: <sip:a@h>;tag=x\r\nTo: <sip:b@h>;tag=y\r\nContent-Length: xyz\r\n\r\n";
+        assert_eq!(parse(d).err().map(|e| e.kind()), Some("bad_content_length"));
+        assert_eq!(parse_datagram(d).expect("datagram").content_length, None);
     }
 }

@@ -4,7 +4,7 @@
 
 use pcap::{Active, Capture};
 
-use super::capture::Frame;
+use super::capture::{timestamp_us, Frame};
 
 /// What a live capture needs from the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,10 +120,7 @@ impl LiveCapture {
     /// timeout when the wire is quiet. Returns the number of frames.
     pub fn dispatch(&mut self, mut on: impl FnMut(Frame<'_>)) -> Result<usize, LiveError> {
         let result = self.cap.dispatch(None, |p| {
-            let ts = p.header.ts;
-            let ts_us = (ts.tv_sec as i64)
-                .saturating_mul(1_000_000)
-                .saturating_add(ts.tv_usec as i64);
+            let ts_us = timestamp_us(p.header.ts.tv_sec, p.header.ts.tv_usec, false);
             on(Frame {
                 ts_us,
                 data: p.data,
