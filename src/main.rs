@@ -383,27 +383,20 @@ fn open_existing(db: &Path) -> Result<Store> {
     Ok(Store::open(db)?)
 }
 
-/// The key and the subject of a request; refuses to run with a key created just now on a
-/// store that already holds pseudonyms (they were made under another key, and would not
-/// be found).
+/// The key and the subject of a request. Refuses to make a new key for a store that
+/// already holds pseudonyms: they were made under another key and would not be found, and
+/// a key left behind would hide that from the next request too.
 fn request_subject(store: &Store, db: &Path, number: &str, key: &KeyArg) -> Result<Subject> {
-    let (key, created) = key.load(db)?;
-    if created && store.holds_pseudonyms()? {
+    let path = key.path(db);
+    if !path.exists() && store.holds_pseudonyms()? {
         anyhow::bail!(
-            "the store holds pseudonymised records but there was no key at {}: give the key \
+            "the store holds pseudonymised records but there is no key at {}: give the key \
              they were made with (--key-file, [privacy] key_file)",
-            key_path_hint(db)
+            path.display()
         );
     }
+    let (key, _) = key.load(db)?;
     Ok(Subject::new(number, &Pseudonymiser::new(&key, &[])))
-}
-
-fn key_path_hint(db: &Path) -> String {
-    db.parent()
-        .unwrap_or_else(|| Path::new(""))
-        .join("pseudonym.key")
-        .display()
-        .to_string()
 }
 
 fn request(dry_run: bool) -> Request {

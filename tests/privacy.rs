@@ -702,6 +702,8 @@ fn forget_refuses_a_pseudonymised_store_without_its_key() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--key-file"));
     assert_eq!(calls(&site.db()).len(), 1);
+    // No new key was left behind to make the next request silently miss the records.
+    assert!(!site.key().exists());
 }
 
 // ---------------------------------------------------------------------------------------
