@@ -41,6 +41,7 @@ pub struct Config {
     pub store: StoreSection,
     pub calls: CallsSection,
     pub retention: RetentionSection,
+    pub privacy: PrivacySection,
     pub logging: LoggingSection,
 }
 
@@ -186,12 +187,37 @@ pub struct RetentionSection {
     /// Records whose call ended longer ago than this are deleted.
     #[serde(with = "duration")]
     pub window: Duration,
+    /// Records whose call ended longer ago than this have caller, callee, names and
+    /// addresses replaced by pseudonyms (under `[privacy] key_file`) until they are
+    /// deleted; durations and dispositions stay. `None`: kept as written until deletion.
+    #[serde(with = "duration_opt", skip_serializing_if = "Option::is_none")]
+    pub anonymise_after: Option<Duration>,
 }
 
 impl Default for RetentionSection {
     fn default() -> Self {
         RetentionSection {
             window: Duration::from_secs(90 * 86_400),
+            anonymise_after: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrivacySection {
+    /// Fields replaced by keyed pseudonyms before they are written (`crate::privacy::Field`
+    /// names): caller, callee, caller_name, asserted_identity, src_ip, dst_ip.
+    pub pseudonymise: Vec<String>,
+    /// The HMAC key of the pseudonyms; created (0600) at first start when missing.
+    pub key_file: PathBuf,
+}
+
+impl Default for PrivacySection {
+    fn default() -> Self {
+        PrivacySection {
+            pseudonymise: Vec::new(),
+            key_file: PathBuf::from(crate::privacy::DEFAULT_KEY_FILE),
         }
     }
 }
@@ -317,6 +343,27 @@ impl Config {
         if self.retention.window < Duration::from_secs(3600) {
             p.push("retention.window: must be at least 1h".into());
         }
+        if let Some(after) = self.retention.anonymise_after {
+            if after.is_zero() || after >= self.retention.window {
+                p.push(format!(
+                    "retention.anonymise_after: {} must be longer than 0s and shorter than \
+                     retention.window ({}), or records are deleted before they are anonymised",
+                    humantime::format_duration(after),
+                    humantime::format_duration(self.retention.window)
+                ));
+            }
+        }
+        for name in &self.privacy.pseudonymise {
+            if crate::privacy::Field::from_name(name).is_none() {
+                p.push(format!(
+                    "privacy.pseudonymise: `{name}` is not one of {}",
+                    crate::privacy::Field::names()
+                ));
+            }
+        }
+        if self.privacy.key_file.as_os_str().is_empty() {
+            p.push("privacy.key_file: must name a file".into());
+        }
         if !matches!(
             self.logging.level.as_str(),
             "error" | "warn" | "info" | "debug"
@@ -365,6 +412,24 @@ mod duration {
     }
 }
 
+/// [`duration`] for optional keys.
+mod duration_opt {
+    use std::time::Duration;
+
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => super::duration::serialize(d, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        super::duration::deserialize(d).map(Some)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -394,6 +459,7 @@ mod tests {
             ("[store]", "pathh = \"x\""),
             ("[calls]", "ring = \"1s\""),
             ("[retention]", "windw = \"1d\""),
+            ("[privacy]", "pseudonymize = []"),
             ("[logging]", "fmt = \"json\""),
             ("[[source.capture]]", "iface = \"lo\""),
         ] {
@@ -441,6 +507,26 @@ mod tests {
             "{text}"
         );
         assert_eq!(parse(&text).expect("round trip"), cfg);
+    }
+
+    #[test]
+    fn privacy_and_anonymise_after_are_read_and_checked() {
+        let cfg = parse(
+            "[retention]\nanonymise_after = \"30d\"\n[privacy]\npseudonymise = [\"caller\", \"src_ip\"]\nkey_file = \"/k\"\n",
+        )
+        .expect("privacy");
+        assert_eq!(
+            cfg.retention.anonymise_after,
+            Some(Duration::from_secs(30 * 86_400))
+        );
+        assert_eq!(cfg.privacy.pseudonymise, vec!["caller", "src_ip"]);
+        let err = parse(
+            "[retention]\nanonymise_after = \"91d\"\n[privacy]\npseudonymise = [\"phone\"]\n",
+        )
+        .expect_err("invalid")
+        .to_string();
+        assert!(err.contains("retention.anonymise_after"), "{err}");
+        assert!(err.contains("`phone`") && err.contains("dst_ip"), "{err}");
     }
 
     #[test]

@@ -23,8 +23,10 @@ use crate::config::{CaptureSource, Config, ConfigError, LogFormat, DEFAULT_CONFI
 use crate::ingest::feed_datagram;
 use crate::logging;
 use crate::net::{Decoder, LinkType};
+use crate::privacy::{self, PseudonymKey, Pseudonymiser};
 use crate::source::{LiveCapture, LiveConfig};
-use crate::store::{Retry, Store, Writer, WriterConfig, WriterStats};
+use crate::store::retention::{self, RetentionPolicy};
+use crate::store::{self as store, Retry, Store, Writer, WriterConfig, WriterStats};
 
 /// Command-line settings that override the config file.
 #[derive(Debug, Clone, Default)]
@@ -127,6 +129,9 @@ struct Source {
     stats: Arc<SourceStats>,
 }
 
+/// How often the retention window is applied (and at start).
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
 /// How often a capture thread reads pcap's drop counters.
 const STATS_EVERY: Duration = Duration::from_secs(5);
 
@@ -135,6 +140,7 @@ fn spawn_source(
     tracker_cfg: TrackerConfig,
     resumed: Vec<(Vec<u8>, String)>,
     writer: Arc<Writer>,
+    pseudonyms: Option<Arc<Pseudonymiser>>,
 ) -> Result<Source> {
     let live = LiveCapture::open(&live_config(cfg))?;
     let (control, rx) = mpsc::channel();
@@ -148,7 +154,14 @@ fn spawn_source(
     let thread_stats = Arc::clone(&stats);
     let thread = std::thread::Builder::new()
         .name(format!("capture-{}", cfg.interface))
-        .spawn(move || capture_loop(live, tracker, rx, writer, thread_stats))
+        .spawn(move || {
+            let sink = Sink {
+                writer,
+                pseudonyms,
+                stats: Arc::clone(&thread_stats),
+            };
+            capture_loop(live, tracker, rx, &sink, thread_stats)
+        })
         .context("starting a capture thread")?;
     Ok(Source {
         cfg: cfg.clone(),
@@ -158,13 +171,33 @@ fn spawn_source(
     })
 }
 
+/// Where a capture thread's finished records go: pseudonymised (so the log line shows
+/// what the store keeps), logged, then queued for the writer without ever blocking.
+struct Sink {
+    writer: Arc<Writer>,
+    pseudonyms: Option<Arc<Pseudonymiser>>,
+    stats: Arc<SourceStats>,
+}
+
+impl Sink {
+    fn put(&self, mut r: Record) {
+        if let Some(p) = &self.pseudonyms {
+            p.apply(&mut r);
+        }
+        logging::record(&r);
+        self.stats.calls.fetch_add(1, Relaxed);
+        // Never block capture on the disk: a full queue drops and counts.
+        self.writer.try_send(r);
+    }
+}
+
 /// The per-source pipeline: frames → datagrams → SIP → tracker → records, until Stop.
 /// Returns the calls still open, for the store to carry over to the next start.
 fn capture_loop(
     mut live: LiveCapture,
     mut tracker: Tracker,
     control: Receiver<Control>,
-    writer: Arc<Writer>,
+    sink: &Sink,
     stats: Arc<SourceStats>,
 ) -> Vec<(Vec<u8>, String)> {
     let name: Arc<str> = Arc::from(live.interface());
@@ -217,10 +250,7 @@ fn capture_loop(
         }
         stats.failed.store(false, Relaxed);
         for r in out.drain(..) {
-            logging::record(&r);
-            stats.calls.fetch_add(1, Relaxed);
-            // Never block capture on the disk: a full queue drops and counts.
-            writer.try_send(r);
+            sink.put(r);
         }
         stats.frames.store(decoder.stats.frames, Relaxed);
         stats.sip_messages.store(sip, Relaxed);
@@ -247,9 +277,7 @@ fn capture_loop(
     }
     let saved = tracker.suspend(&mut out);
     for r in out.drain(..) {
-        logging::record(&r);
-        stats.calls.fetch_add(1, Relaxed);
-        writer.try_send(r);
+        sink.put(r);
     }
     saved
 }
@@ -297,6 +325,7 @@ struct Daemon {
     db: PathBuf,
     sources: Vec<Source>,
     writer: Arc<Writer>,
+    pseudonyms: Option<Arc<Pseudonymiser>>,
     started: Instant,
 }
 
@@ -405,7 +434,10 @@ impl Daemon {
             t.resume(saved);
             let mut out = Vec::new();
             t.finish(&mut out);
-            for r in out {
+            for mut r in out {
+                if let Some(p) = &self.pseudonyms {
+                    p.apply(&mut r);
+                }
                 logging::record(&r);
                 self.writer.try_send(r);
             }
@@ -415,7 +447,13 @@ impl Daemon {
             if kept.iter().any(|s| s.cfg.interface == c.interface) {
                 continue;
             }
-            match spawn_source(c, tracker, Vec::new(), Arc::clone(&self.writer)) {
+            match spawn_source(
+                c,
+                tracker,
+                Vec::new(),
+                Arc::clone(&self.writer),
+                self.pseudonyms.clone(),
+            ) {
                 Ok(s) => {
                     tracing::info!("reload: capturing on {} ports {:?}", c.interface, c.ports);
                     kept.push(s);
@@ -426,6 +464,26 @@ impl Daemon {
         self.sources = kept;
         self.cfg = new;
         self.health("reloaded");
+    }
+
+    /// Deletes (and anonymises) what the retention window says is due, on a connection
+    /// of its own beside the writer's; a failure is logged and retried at the next hour.
+    fn retention(&self) {
+        let policy = RetentionPolicy::from_config(&self.cfg.retention, self.pseudonyms.as_deref());
+        let result = Store::open(&self.db)
+            .and_then(|mut s| retention::apply(&mut s, now_us(), &policy, false));
+        match result {
+            Ok(r) if r.changed() > 0 => tracing::info!(
+                "retention: {} calls, {} messages and {} audit entries deleted; {} calls and {} messages anonymised",
+                r.calls_deleted,
+                r.messages_deleted,
+                r.audit_deleted,
+                r.calls_anonymised,
+                r.messages_anonymised
+            ),
+            Ok(_) => tracing::debug!("retention: nothing due"),
+            Err(e) => tracing::error!("retention: {e}"),
+        }
     }
 
     /// SIGTERM: stop capture, write every finished record, carry the open calls over.
@@ -467,6 +525,22 @@ pub fn run(config_path: Option<PathBuf>, overrides: Overrides) -> Result<()> {
     )
     .map_err(|e| anyhow::anyhow!("logging: {e}"))?;
     let db = cfg.store.effective_path();
+    if db.parent().is_some_and(|p| p.is_dir()) {
+        for warning in store::check_permissions(&db)? {
+            tracing::warn!("{warning}");
+        }
+    }
+    let fields = privacy::parse_fields(&cfg.privacy.pseudonymise)?;
+    let pseudonyms = if fields.is_empty() && cfg.retention.anonymise_after.is_none() {
+        None
+    } else {
+        let (key, created) = PseudonymKey::load_or_create(&cfg.privacy.key_file)
+            .with_context(|| format!("the pseudonym key {}", cfg.privacy.key_file.display()))?;
+        if created {
+            tracing::info!("created pseudonym key {} (mode 0600): back it up; without it pseudonyms cannot be matched to numbers", cfg.privacy.key_file.display());
+        }
+        Some(Arc::new(Pseudonymiser::new(&key, &fields)))
+    };
     let mut store = Store::open(&db).with_context(|| {
         format!(
             "the store must be writable: create {} owned by the daemon's user (the package's StateDirectory does) or set store.path / --db",
@@ -490,7 +564,13 @@ pub fn run(config_path: Option<PathBuf>, overrides: Overrides) -> Result<()> {
     let mut sources = Vec::new();
     for c in &cfg.source.capture {
         let resume = saved.remove(&c.interface).unwrap_or_default();
-        match spawn_source(c, cfg.calls.tracker(), resume, Arc::clone(&writer)) {
+        match spawn_source(
+            c,
+            cfg.calls.tracker(),
+            resume,
+            Arc::clone(&writer),
+            pseudonyms.clone(),
+        ) {
             Ok(s) => sources.push(s),
             Err(e) => {
                 // Stop what started, keeping the calls resumed so far for the next try.
@@ -513,8 +593,10 @@ pub fn run(config_path: Option<PathBuf>, overrides: Overrides) -> Result<()> {
         db,
         sources,
         writer,
+        pseudonyms,
         started: Instant::now(),
     };
+    daemon.retention();
     for s in &daemon.sources {
         tracing::info!("capturing on {} ports {:?}", s.cfg.interface, s.cfg.ports);
     }
@@ -559,6 +641,7 @@ async fn control_plane(d: &mut Daemon) -> Result<()> {
     let mut last_status = Instant::now();
     let mut last_ping = Instant::now();
     let mut was_failing = false;
+    let mut last_retention = Instant::now();
     loop {
         tokio::select! {
             _ = hup.recv() => {
@@ -578,6 +661,10 @@ async fn control_plane(d: &mut Daemon) -> Result<()> {
                         tracing::info!("store {} writes again", d.db.display());
                     }
                     was_failing = failing;
+                }
+                if last_retention.elapsed() >= RETENTION_EVERY {
+                    last_retention = Instant::now();
+                    d.retention();
                 }
                 if last_status.elapsed() >= Duration::from_secs(5) {
                     last_status = Instant::now();

@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod ingest;
 pub mod logging;
 pub mod net;
+pub mod privacy;
 pub mod sip;
 pub mod source;
 pub mod store;

@@ -884,7 +884,7 @@ impl SmallDisk {
     fn mount() -> SmallDisk {
         let dir = tempfile::tempdir().expect("tempdir");
         let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+            .args(["-t", "tmpfs", "-o", "size=2m,mode=0750", "tmpfs"])
             .arg(dir.path())
             .status()
             .is_ok_and(|s| s.success());

@@ -94,7 +94,9 @@ impl Db {
     /// `callmeta ingest --db <db> <captures...>`; panics with the binary's output on failure.
     pub fn ingest(&self, captures: &[&str]) {
         let db = self.path();
-        let mut args = vec!["ingest", "--db", path_str(&db)];
+        // The captures are dated; a long window keeps them from the retention purge
+        // that ends every ingest.
+        let mut args = vec!["ingest", "--db", path_str(&db), "--retention", "36500d"];
         args.extend_from_slice(captures);
         run(&args);
     }
