@@ -160,7 +160,8 @@ impl Evidence {
                 for e in std::fs::read_dir(&p).expect("read_dir") {
                     todo.push(e.expect("dir entry").path());
                 }
-            } else {
+            } else if p.is_file() {
+                // Sockets (the fake notify socket) hold no bytes to search.
                 out.push(p);
             }
         }
@@ -757,4 +758,56 @@ fn ingest_warns_about_a_world_readable_database() {
         stderr.contains("warning") && stderr.contains("readable by everyone"),
         "{stderr}"
     );
+}
+
+/// Item 1 through the daemon: the canary capture replayed onto the loopback interface
+/// (tcpreplay) while `callmeta run` captures the SIP, RTP and RTCP ports with logging at
+/// debug level; then no canary in its log, its store files or the listings.
+#[test]
+fn no_canary_reaches_the_store_or_the_log_through_run_at_debug_level() {
+    use common::live::*;
+    if !live_ready_with(&["tcpreplay"]) {
+        return;
+    }
+    let _lock = live_lock();
+    let site = Site::new();
+    let db = site.db();
+    let conf = site.out("callmeta.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "[[source.capture]]\ninterface = \"lo\"\nports = [5060, 15060, 40000, 40001, 50000, 50001]\n\n\
+             [store]\npath = \"{}\"\n\n[logging]\ndestination = \"stdout\"\nlevel = \"debug\"\n",
+            db.display()
+        ),
+    )
+    .expect("config");
+    let logs = tempfile::tempdir().expect("tempdir");
+    let notify = Notify::bind(logs.path());
+    let daemon = Daemon::start(logs.path(), &notify, &["-c", s(&conf)], &[]);
+    let replay = Command::new("tcpreplay")
+        .args(["--intf1=lo", "--quiet"])
+        .arg(canary_capture())
+        .output()
+        .expect("tcpreplay");
+    assert!(
+        replay.status.success(),
+        "tcpreplay: {}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+    daemon.wait_log("canary-call-1@pbx.example.com");
+    let (status, log) = daemon.stop();
+    assert!(status.success(), "{log}");
+
+    let mut ev = Evidence::default();
+    ev.path(site.dir.path()).path(logs.path());
+    assert!(
+        log.contains("DEBUG") || log.contains("canary-call-1"),
+        "{log}"
+    );
+    ev.run(&["calls", "--db", s(&db), "--format", "jsonl"]);
+    ev.run(&["messages", "--db", s(&db), "--format", "jsonl"]);
+    assert_eq!(call_ids(&calls(&db)), vec!["canary-call-1@pbx.example.com"]);
+    ev.assert_present(b"canary-call-1@pbx.example.com");
+    assert_no_canary(&ev, CANARIES);
 }
