@@ -1,0 +1,1 @@
+//! Following a growing log (placeholder; filled in below).
