@@ -137,11 +137,11 @@ impl Decoder {
 
     /// Decodes one frame and hands each transport payload it completes to `on` (none when
     /// the frame was skipped and counted; later, reassembly may complete several).
-    pub fn decode<'a>(
+    pub fn decode(
         &mut self,
         link: LinkType,
         ts_us: i64,
-        frame: &'a [u8],
+        frame: &[u8],
         mut on: impl FnMut(&Datagram<'_>),
     ) {
         self.stats.frames += 1;

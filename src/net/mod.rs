@@ -12,7 +12,7 @@ pub mod decode;
 pub use decode::{DecodeError, DecodeStats, Decoder, LinkType, SkipKind};
 
 /// How a SIP message travelled, as the call record reports it (CALL_MODEL `transport`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Transport {
     Udp,
     Tcp,
