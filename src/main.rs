@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 
 use callmeta::call::TrackerConfig;
 use callmeta::ingest;
+use callmeta::source::log::{Detected, LogFormat};
 use callmeta::store::export::{self, Format};
 use callmeta::store::{Query, Store, Writer, WriterConfig};
 use callmeta::time;
@@ -28,10 +29,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Read capture files (pcap, pcapng) as one time-ordered stream and store their calls.
+    /// Read capture files (pcap, pcapng) as one time-ordered stream, and PBX trace logs
+    /// (in the order given, rotated logs oldest first), and store their calls.
     Ingest {
         #[command(flatten)]
         db: DbArg,
+        /// What the files are: `auto` recognises each by its content.
+        #[arg(long, default_value = "auto", value_parser = [
+            "auto", "pcap", "asterisk-pjsip", "asterisk-chansip", "freeswitch",
+            "kamailio-sipdump", "cisco",
+        ])]
+        format: String,
         /// Capture files; several are merged in time order (rotated or per-interface captures).
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -96,7 +104,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Ingest { db, files } => cmd_ingest(&db.db, &files),
+        Command::Ingest { db, format, files } => cmd_ingest(&db.db, &format, &files),
         Command::Calls(args) => {
             let store = Store::open_read_only(&args.db.db)?;
             let calls = store.calls(&args.query())?;
@@ -117,7 +125,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-fn cmd_ingest(db: &std::path::Path, files: &[PathBuf]) -> Result<ExitCode> {
+fn cmd_ingest(db: &std::path::Path, format: &str, files: &[PathBuf]) -> Result<ExitCode> {
+    // Captures are merged in time order, logs read in the order given: split them.
+    let (captures, logs): (Vec<PathBuf>, Vec<PathBuf>) = match format {
+        "pcap" => (files.to_vec(), Vec::new()),
+        "auto" => files.iter().cloned().partition(|f| {
+            matches!(
+                ingest::log::detect_file(f),
+                Ok(Some(Detected::Pcap | Detected::Pcapng)) | Err(_)
+            )
+        }),
+        _ => (Vec::new(), files.to_vec()),
+    };
+    let log_opts = ingest::LogOptions {
+        format: LogFormat::from_name(format),
+        ..Default::default()
+    };
     let started = Instant::now();
     let store = Store::open(db)?;
     let writer = Writer::spawn(
@@ -128,7 +151,18 @@ fn cmd_ingest(db: &std::path::Path, files: &[PathBuf]) -> Result<ExitCode> {
             queue: 10_000,
         },
     );
-    let summaries = ingest::ingest_files(files, TrackerConfig::default(), |r| writer.send(r));
+    let mut summaries = Ok(Vec::new());
+    if !captures.is_empty() {
+        summaries = ingest::ingest_files(&captures, TrackerConfig::default(), |r| writer.send(r));
+    }
+    if !logs.is_empty() {
+        if let Ok(done) = summaries {
+            summaries = ingest::ingest_log_files(&logs, &log_opts, TrackerConfig::default(), |r| {
+                writer.send(r)
+            })
+            .map(|more| done.into_iter().chain(more).collect());
+        }
+    }
     // Flush what was written even when the run stopped on an error.
     let stats = writer.finish().context("writing records to the store")?;
     let summaries = summaries.context("writing records to the store")?;

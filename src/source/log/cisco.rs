@@ -22,9 +22,12 @@ pub struct Cisco {
     tag_ts: Option<(Option<i64>, u32)>,
 }
 
+/// A record's stamp and whether it is shown as UTC.
+type RecordStamp = Option<(Stamp, bool)>;
+
 /// A log record's first line: its stamp (if any) and the text after it. `None` for a
 /// line that does not start a record.
-fn record(line: &[u8]) -> Option<(Option<(Stamp, bool)>, &[u8])> {
+fn record(line: &[u8]) -> Option<(RecordStamp, &[u8])> {
     if line.starts_with(b"//") || (line.starts_with(b"/") && line.windows(5).any(|w| w == b"/SIP/"))
     {
         return Some((None, line));

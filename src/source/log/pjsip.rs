@@ -184,19 +184,18 @@ impl Pjsip {
         let Some(block) = self.block.take() else {
             return;
         };
-        let truncated;
-        if self.subs.is_empty() {
+        let truncated = if self.subs.is_empty() {
             if self.msg.is_empty() {
                 return;
             }
             let no_length = self.msg.expected_end().is_none();
-            truncated = self.msg.finalize() || (no_length && self.msg.len() < block.logged_len);
+            self.msg.finalize() || (no_length && self.msg.len() < block.logged_len)
         } else {
             let pick = self.pick(block.logged_len);
             let (start, end) = self.subs[pick];
             self.msg.keep(start, end);
-            truncated = false;
-        }
+            false
+        };
         self.emit(&block, truncated, out);
     }
 
@@ -315,7 +314,9 @@ mod tests {
     use super::*;
     use jiff::tz::TimeZone;
 
-    fn frame(log: &str) -> (Vec<(Option<i64>, Direction, String, bool)>, FramerStats) {
+    type Got = Vec<(Option<i64>, Direction, String, bool)>;
+
+    fn frame(log: &str) -> (Got, FramerStats) {
         let mut f = Pjsip::new(LogClock::new(TimeZone::UTC, Some(2025), 0));
         let mut got = Vec::new();
         let mut out = |m: &LogMessage<'_>| {

@@ -247,6 +247,16 @@ impl MsgBuf {
     /// it) and trailing blank lines of a message without Content-Length; returns whether
     /// the message is shorter than its Content-Length (truncated by the PBX's logger).
     pub fn finalize(&mut self) -> bool {
+        if self.hdr_end.is_none() && !self.buf.is_empty() {
+            // The log dropped the blank line after the headers (Cisco records end at the
+            // next record; a cut block): close them. Complete only when the
+            // Content-Length says there is no body.
+            self.buf.extend_from_slice(b"\r\n");
+            self.hdr_end = Some(self.buf.len());
+            if self.content_length.is_none() {
+                return true;
+            }
+        }
         match self.expected_end() {
             Some(n) if self.buf.len() >= n => {
                 self.buf.truncate(n);
@@ -254,11 +264,6 @@ impl MsgBuf {
             }
             Some(_) => true,
             None => {
-                if self.hdr_end.is_none() {
-                    // Headers never ended: add the blank line so the parser sees them whole.
-                    self.buf.extend_from_slice(b"\r\n");
-                    return true;
-                }
                 while self.buf.len() > self.hdr_end.unwrap_or(0) && self.buf.ends_with(b"\r\n\r\n")
                 {
                     self.buf.truncate(self.buf.len() - 2);

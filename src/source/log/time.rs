@@ -22,6 +22,9 @@ const YEAR_SLACK_US: i64 = DAY_US;
 /// (midnight roll-over); smaller steps are interleaved threads writing out of order.
 const ROLLOVER_BACKSTEP_US: i64 = 3600 * 1_000_000;
 
+/// A stamp without its microseconds: (year, month, day, hour, minute, second).
+type StampKey = (Option<i16>, i8, i8, i8, i8, i8);
+
 /// Converts log times for one source.
 #[derive(Debug, Clone)]
 pub struct LogClock {
@@ -33,7 +36,7 @@ pub struct LogClock {
     day: Option<Date>,
     last_tod_us: Option<i64>,
     /// One-entry cache: the last stamp converted, without its microseconds.
-    cache: Option<((Option<i16>, i8, i8, i8, i8, i8), i64)>,
+    cache: Option<(StampKey, i64)>,
 }
 
 impl LogClock {
