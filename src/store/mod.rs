@@ -20,6 +20,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::call::{CallRecord, MessageRecord, Record};
 
+mod checkpoint;
 mod dialogs;
 pub mod export;
 mod query;

@@ -198,6 +198,10 @@ impl Framer for ChanSip {
     fn stats(&self) -> &FramerStats {
         &self.stats
     }
+
+    fn clock_mut(&mut self) -> Option<&mut LogClock> {
+        Some(&mut self.clock)
+    }
 }
 
 #[cfg(test)]

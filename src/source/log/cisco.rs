@@ -193,6 +193,10 @@ impl Framer for Cisco {
     fn stats(&self) -> &FramerStats {
         &self.stats
     }
+
+    fn clock_mut(&mut self) -> Option<&mut LogClock> {
+        Some(&mut self.clock)
+    }
 }
 
 #[cfg(test)]

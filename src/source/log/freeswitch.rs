@@ -272,6 +272,10 @@ impl Framer for Freeswitch {
         &self.stats
     }
 
+    fn clock_mut(&mut self) -> Option<&mut LogClock> {
+        Some(&mut self.clock)
+    }
+
     fn prescan(&mut self, line: &[u8]) {
         let line = chomp(line);
         let p = &mut self.prescan;

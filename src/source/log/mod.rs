@@ -29,7 +29,7 @@ pub mod text;
 pub mod time;
 
 pub use detect::{detect, Detected, DETECT_BYTES};
-// pub use follow::{Checkpoint, FollowError, Follower};
+pub use follow::{Checkpoint, FollowConfig, FollowError, Follower, Progress};
 pub use freeswitch::esl_unwrap;
 pub use time::LogClock;
 
@@ -146,6 +146,10 @@ pub trait Framer: Send {
     fn prescan(&mut self, _line: &[u8]) {}
     /// The pre-scan is over.
     fn prescan_done(&mut self) {}
+    /// The clock of formats that read local times (a follower moves its reference).
+    fn clock_mut(&mut self) -> Option<&mut LogClock> {
+        None
+    }
 }
 
 /// A framer for `format`, reading times with `clock`.

@@ -307,6 +307,10 @@ impl Framer for Pjsip {
     fn stats(&self) -> &FramerStats {
         &self.stats
     }
+
+    fn clock_mut(&mut self) -> Option<&mut LogClock> {
+        Some(&mut self.clock)
+    }
 }
 
 #[cfg(test)]
