@@ -691,3 +691,284 @@ fn cisco_debug_ccsip_messages_gives_the_capture_records_with_peers_from_via() {
         |p, l| generate::cisco(p, l, &chicago),
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Following a log while it is written
+
+use callmeta::source::log::{Checkpoint, FollowConfig, Follower};
+use std::io::Write;
+
+/// A framed message reduced to what identifies it.
+type Seen = (Option<i64>, bool, usize, String);
+
+fn seen(m: &LogMessage<'_>) -> Seen {
+    (
+        m.ts_us,
+        m.direction == log::Direction::Received,
+        m.payload.len(),
+        String::from_utf8_lossy(m.payload.split(|&b| b == b'\r').next().unwrap_or_default())
+            .into_owned(),
+    )
+}
+
+/// What reading `text` at once gives.
+fn frame_at_once(text: &str, format: LogFormat, tz: &TimeZone) -> Vec<Seen> {
+    let mut f = log::framer(format, LogClock::new(tz.clone(), None, now_us()));
+    let mut got = Vec::new();
+    for l in text.split_inclusive('\n') {
+        f.line(l.strip_suffix('\n').unwrap_or(l).as_bytes(), &mut |m| {
+            got.push(seen(m))
+        });
+    }
+    f.finish(&mut |m| got.push(seen(m)));
+    got
+}
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+/// Several calls' worth of a log in `format`, as the UAS of each capture wrote it.
+fn long_log(format: &str, tz: &TimeZone) -> String {
+    let mut text = String::new();
+    for name in CAPTURES {
+        let p = packets(name);
+        let local = p[0].dst;
+        text.push_str(&match format {
+            "pjsip" => generate::pjsip_file(&p, local, DateFormat::IsoMicros, tz),
+            "freeswitch" => generate::freeswitch(&p, local, FsLayout::Current, tz),
+            "cisco" => generate::cisco(&p, local, tz),
+            _ => generate::chansip_file(&p, local, DateFormat::Default, tz),
+        });
+    }
+    text
+}
+
+fn follow_cfg(path: &Path, format: LogFormat) -> FollowConfig {
+    FollowConfig {
+        path: path.to_path_buf(),
+        format,
+        timezone: TimeZone::UTC,
+        year: Some(2026),
+    }
+}
+
+/// A deterministic xorshift: the property tests' random write points, reproducible by seed.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+/// Property: wherever a writer's flushes fall (any split into write chunks, polled after
+/// each), following gives exactly the messages of reading the file at once.
+#[test]
+fn any_split_into_write_chunks_gives_the_same_messages_when_followed() {
+    let tz = TimeZone::UTC;
+    for (name, format) in [
+        ("pjsip", LogFormat::AsteriskPjsip),
+        ("chansip", LogFormat::AsteriskChansip),
+        ("freeswitch", LogFormat::Freeswitch),
+        ("cisco", LogFormat::Cisco),
+    ] {
+        let text = long_log(name, &tz);
+        let want = frame_at_once(&text, format, &tz);
+        assert!(want.len() > 40, "{name}: {} messages", want.len());
+        for seed in 1..=12u64 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("full");
+            let mut file = File::create(&path).unwrap();
+            let mut f = Follower::open(follow_cfg(&path, format), None).unwrap();
+            let mut got = Vec::new();
+            let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let bytes = text.as_bytes();
+            let mut at = 0;
+            while at < bytes.len() {
+                let n = (1 + rng.below(700)).min(bytes.len() - at);
+                file.write_all(&bytes[at..at + n]).unwrap();
+                at += n;
+                f.poll(u64::MAX, &mut |m| got.push(seen(m))).unwrap();
+            }
+            f.flush(&mut |m| got.push(seen(m)));
+            assert_eq!(got, want, "{name}, seed {seed}");
+        }
+    }
+}
+
+/// Rotation by rename (Asterisk `sequential`, logrotate `create`) while a writer thread
+/// logs: every message once, in order.
+#[test]
+fn rotation_by_rename_while_logging_loses_and_repeats_nothing() {
+    let tz = TimeZone::UTC;
+    let text = long_log("pjsip", &tz);
+    let want = frame_at_once(&text, LogFormat::AsteriskPjsip, &tz);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("full");
+    File::create(&path).unwrap();
+    let mut f = Follower::open(follow_cfg(&path, LogFormat::AsteriskPjsip), None).unwrap();
+    let records: Vec<String> = split_records(&text);
+    let writer = {
+        let path = path.clone();
+        let dir = dir.path().to_path_buf();
+        std::thread::spawn(move || {
+            let mut file = File::options().append(true).open(&path).unwrap();
+            for (i, r) in records.iter().enumerate() {
+                file.write_all(r.as_bytes()).unwrap();
+                if i % 15 == 14 {
+                    // Rotate: the old file is renamed, a new one created at the path.
+                    std::fs::rename(&path, dir.join(format!("full.{i}"))).unwrap();
+                    file = File::create(&path).unwrap();
+                }
+                if i % 4 == 0 {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        })
+    };
+    let mut got = Vec::new();
+    let mut rotations = 0;
+    while !writer.is_finished() {
+        rotations += f
+            .poll(u64::MAX, &mut |m| got.push(seen(m)))
+            .unwrap()
+            .rotations;
+        std::thread::sleep(Duration::from_micros(300));
+    }
+    writer.join().unwrap();
+    rotations += f
+        .poll(u64::MAX, &mut |m| got.push(seen(m)))
+        .unwrap()
+        .rotations;
+    f.flush(&mut |m| got.push(seen(m)));
+    assert!(rotations >= 1, "no rotation noticed");
+    assert_eq!(got, want);
+}
+
+/// copytruncate: the file is copied and truncated in place; the follower starts again at
+/// its beginning.
+#[test]
+fn copytruncate_rotation_loses_and_repeats_nothing() {
+    let tz = TimeZone::UTC;
+    let text = long_log("pjsip", &tz);
+    let want = frame_at_once(&text, LogFormat::AsteriskPjsip, &tz);
+    let records = split_records(&text);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("full");
+    let mut file = File::create(&path).unwrap();
+    let mut f = Follower::open(follow_cfg(&path, LogFormat::AsteriskPjsip), None).unwrap();
+    let mut got = Vec::new();
+    let mut rotations = 0;
+    for (i, r) in records.iter().enumerate() {
+        file.write_all(r.as_bytes()).unwrap();
+        rotations += f
+            .poll(u64::MAX, &mut |m| got.push(seen(m)))
+            .unwrap()
+            .rotations;
+        if i % 20 == 19 {
+            // logrotate copytruncate: copy, then truncate the file being written (its
+            // writer keeps its descriptor, opened with O_APPEND).
+            std::fs::copy(&path, dir.path().join(format!("full.{i}"))).unwrap();
+            file.set_len(0).unwrap();
+            file = File::options().append(true).open(&path).unwrap();
+        }
+    }
+    rotations += f
+        .poll(u64::MAX, &mut |m| got.push(seen(m)))
+        .unwrap()
+        .rotations;
+    f.flush(&mut |m| got.push(seen(m)));
+    assert!(rotations >= 1);
+    assert_eq!(got, want);
+}
+
+/// The daemon killed after any poll and restarted from the checkpoint it saved with the
+/// messages handed on: every message exactly once.
+#[test]
+fn restart_from_the_checkpoint_after_any_poll_loses_and_repeats_nothing() {
+    let tz = TimeZone::UTC;
+    for (name, format) in [
+        ("pjsip", LogFormat::AsteriskPjsip),
+        ("cisco", LogFormat::Cisco),
+        ("chansip", LogFormat::AsteriskChansip),
+        ("freeswitch", LogFormat::Freeswitch),
+    ] {
+        let text = long_log(name, &tz);
+        let want = frame_at_once(&text, format, &tz);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("full");
+        std::fs::write(&path, &text).unwrap();
+        let mut committed: Vec<Seen> = Vec::new();
+        let mut checkpoint: Option<Checkpoint> = None;
+        let mut restarts = 0;
+        loop {
+            // A new process: resume from the saved checkpoint, poll a little, "commit".
+            // It polls 997 bytes at a time until its checkpoint moves (a message longer
+            // than a poll keeps it in place), then is killed.
+            let mut f = Follower::open(follow_cfg(&path, format), checkpoint).unwrap();
+            let mut batch = Vec::new();
+            let at = f.checkpoint();
+            let mut eof = false;
+            while f.checkpoint() == at && !eof {
+                eof = f.poll(997, &mut |m| batch.push(seen(m))).unwrap().bytes == 0;
+            }
+            if eof {
+                f.flush(&mut |m| batch.push(seen(m)));
+                committed.extend(batch);
+                break;
+            }
+            committed.extend(batch);
+            checkpoint = Some(f.checkpoint());
+            restarts += 1;
+        }
+        assert!(restarts > 20, "{name}: {restarts} restarts");
+        assert_eq!(committed, want, "{name}");
+    }
+}
+
+/// Stopped, the log rotated, restarted: the rest of the old file is read (found beside the
+/// log by its inode), then the new one.
+#[test]
+fn restart_after_a_rotation_while_stopped_finishes_the_rotated_file_first() {
+    let tz = TimeZone::UTC;
+    let text = long_log("pjsip", &tz);
+    let want = frame_at_once(&text, LogFormat::AsteriskPjsip, &tz);
+    let records = split_records(&text);
+    let (first, second) = records.split_at(records.len() / 2);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("full");
+    std::fs::write(&path, first.concat()).unwrap();
+    let mut committed = Vec::new();
+    let mut f = Follower::open(follow_cfg(&path, LogFormat::AsteriskPjsip), None).unwrap();
+    f.poll(3000, &mut |m| committed.push(seen(m))).unwrap();
+    let cp = f.checkpoint();
+    drop(f);
+    std::fs::rename(&path, dir.path().join("full.1")).unwrap();
+    std::fs::write(&path, second.concat()).unwrap();
+    let mut f = Follower::open(follow_cfg(&path, LogFormat::AsteriskPjsip), Some(cp)).unwrap();
+    for _ in 0..3 {
+        f.poll(u64::MAX, &mut |m| committed.push(seen(m))).unwrap();
+    }
+    f.flush(&mut |m| committed.push(seen(m)));
+    assert_eq!(committed, want);
+}
+
+/// Splits a generated log into its records (each starting at a `[` prefixed line).
+fn split_records(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for line in text.split_inclusive('\n') {
+        if line.starts_with('[') || out.is_empty() {
+            out.push(String::new());
+        }
+        if let Some(last) = out.last_mut() {
+            last.push_str(line);
+        }
+    }
+    out
+}

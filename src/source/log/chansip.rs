@@ -46,6 +46,9 @@ pub struct ChanSip {
     msg: MsgBuf,
     block: Option<Block>,
     last_ts: Option<(i64, u32)>,
+    /// The last line was a log record with no text: in the `full` file a block's header
+    /// follows on the next line (§2), with this record's time. A restart must resume here.
+    pending_record: bool,
 }
 
 /// `TYPE:addr:port` (1.8+), `addr:port` (1.4) or `TYPE:addr:port` written by 1.6.2's
@@ -104,6 +107,7 @@ impl ChanSip {
             msg: MsgBuf::default(),
             block: None,
             last_ts: None,
+            pending_record: false,
         }
     }
 
@@ -157,6 +161,7 @@ impl Framer for ChanSip {
             }
             None => (line, false),
         };
+        self.pending_record = record && content.is_empty();
         if let Some(block) = self.block {
             if block.end.matches(content) {
                 self.end_block(true, out);
@@ -192,7 +197,7 @@ impl Framer for ChanSip {
     }
 
     fn in_message(&self) -> bool {
-        self.block.is_some()
+        self.block.is_some() || self.pending_record
     }
 
     fn stats(&self) -> &FramerStats {

@@ -207,11 +207,37 @@ impl Follower {
             self.prescan()?;
         }
         if let Some(cp) = cp {
-            if !self.resume_at(cp)? {
+            if self.resume_at(cp)? {
+                if needs_prescan(self.cfg.format) {
+                    self.warm_up(cp.offset)?;
+                }
+            } else {
                 self.offset = 0;
             }
         }
         self.safe = self.position();
+        Ok(())
+    }
+
+    /// FreeSWITCH: re-reads the lines before a checkpoint without handing anything on, so
+    /// the date of time-of-day stamps is the one at the checkpoint (midnights and dated
+    /// lines before it counted).
+    fn warm_up(&mut self, offset: u64) -> Result<(), FollowError> {
+        let path = self.cfg.path.clone();
+        let Some(open) = &mut self.open else {
+            return Ok(());
+        };
+        let mut data = Vec::new();
+        open.file
+            .seek(SeekFrom::Start(0))
+            .and_then(|_| open.file.by_ref().take(offset).read_to_end(&mut data))
+            .and_then(|_| open.file.seek(SeekFrom::Start(offset)))
+            .map_err(read_err(&path))?;
+        let data = data.strip_suffix(b"\n").unwrap_or(&data);
+        for l in data.split(|&b| b == b'\n') {
+            self.framer.line(l, &mut |_| {});
+        }
+        self.framer.finish(&mut |_| {});
         Ok(())
     }
 
@@ -225,6 +251,7 @@ impl Follower {
         open.file
             .seek(SeekFrom::Start(0))
             .and_then(|_| open.file.read_to_end(&mut data))
+            .and_then(|_| open.file.seek(SeekFrom::Start(0)))
             .map_err(read_err(&path))?;
         for l in data.split(|&b| b == b'\n') {
             self.framer.prescan(l);
@@ -368,8 +395,11 @@ impl Follower {
             let Some(open) = &mut self.open else {
                 return Ok(());
             };
+            if progress.bytes >= max_bytes {
+                return Ok(());
+            }
             let want = (max_bytes - progress.bytes).min(CHUNK as u64) as usize;
-            let n = match open.file.read(&mut self.buf[..want.max(1)]) {
+            let n = match open.file.read(&mut self.buf[..want]) {
                 Ok(0) => return Ok(()),
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -379,9 +409,6 @@ impl Follower {
             let chunk = std::mem::take(&mut self.buf);
             self.feed(&chunk[..n], progress, out);
             self.buf = chunk;
-            if progress.bytes >= max_bytes {
-                return Ok(());
-            }
         }
     }
 
