@@ -972,3 +972,336 @@ fn split_records(text: &str) -> Vec<String> {
     }
     out
 }
+
+// ---------------------------------------------------------------------------------------
+// Real Kamailio: its sipdump files and a capture of the same calls agree
+
+use std::process::{Child, Command, Stdio};
+
+/// Children started by a test, stopped by their own PID when it ends (even on panic).
+struct Procs(Vec<Child>);
+
+impl Procs {
+    /// SIGTERM (so tcpdump flushes and Kamailio exits cleanly), then wait.
+    fn terminate(&mut self, mut child: Child) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        for _ in 0..50 {
+            if child.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for mut c in self.0.drain(..) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
+
+/// Polls `ss` until a UDP socket is bound to `addr`.
+fn wait_bound(addr: &str) {
+    for _ in 0..100 {
+        let out = Command::new("ss")
+            .args(["-Hlun", &format!("src {addr}")])
+            .output();
+        if out.is_ok_and(|o| !o.stdout.is_empty()) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("nothing bound to {addr}");
+}
+
+const KAMAILIO: &str = "127.0.0.61";
+const KAM_UAS: &str = "127.0.0.62";
+const KAM_UAC: &str = "127.0.0.63";
+
+fn kamailio_cfg(dump: &Path) -> String {
+    format!(
+        r#"#!KAMAILIO
+debug=2
+log_stderror=yes
+children=1
+auto_aliases=no
+listen=udp:{KAMAILIO}:5060
+mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
+loadmodule "tm.so"
+loadmodule "sl.so"
+loadmodule "pv.so"
+loadmodule "siputils.so"
+loadmodule "textops.so"
+loadmodule "sipdump.so"
+modparam("sipdump", "enable", 1)
+modparam("sipdump", "mode", 1)
+modparam("sipdump", "folder", "{}")
+request_route {{
+    if (has_totag() || is_method("CANCEL")) {{
+        t_relay();
+        exit;
+    }}
+    $du = "sip:{KAM_UAS}:5060";
+    t_relay();
+}}
+"#,
+        dump.display()
+    )
+}
+
+/// Kamailio (Debian's package) proxies SIPp calls of four outcomes on loopback with
+/// `sipdump` writing its text files, while tcpdump captures the same traffic: the calls
+/// from the sipdump files are the calls from the capture (times within 20 ms: Kamailio
+/// stamps a message when it reads or sends it, the kernel when it crosses `lo`).
+#[test]
+fn kamailio_sipdump_files_give_the_calls_of_a_capture_of_the_same_traffic() {
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let missing: Vec<&str> = ["kamailio", "sipp", "tcpdump", "ss"]
+        .into_iter()
+        .filter(|t| !have(t))
+        .collect();
+    if !missing.is_empty() || !is_root() {
+        assert!(!ci, "CI=true but missing {missing:?} (or not root): install kamailio, sip-tester, tcpdump, iproute2");
+        eprintln!(
+            "SKIPPED: needs root and {missing:?} (Debian: kamailio sip-tester tcpdump iproute2)"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("dump");
+    let run = dir.path().join("run");
+    std::fs::create_dir_all(&dump).unwrap();
+    std::fs::create_dir_all(&run).unwrap();
+    let cfg = dir.path().join("kamailio.cfg");
+    std::fs::write(&cfg, kamailio_cfg(&dump)).unwrap();
+    let pcap = dir.path().join("calls.pcap");
+    let scenarios = format!("{}/tests/data/sipp/scenarios", env!("CARGO_MANIFEST_DIR"));
+    let mut procs = Procs(Vec::new());
+
+    let kam = Command::new("kamailio")
+        .args([
+            "-f",
+            cfg.to_str().unwrap(),
+            "-DD",
+            "-E",
+            "-Y",
+            run.to_str().unwrap(),
+            "-w",
+        ])
+        .arg(&run)
+        .stdout(Stdio::null())
+        .stderr(File::create(dir.path().join("kamailio.log")).unwrap())
+        .spawn()
+        .expect("start kamailio");
+    procs.0.push(kam);
+    wait_bound(&format!("{KAMAILIO}:5060"));
+
+    let td_err = dir.path().join("tcpdump.err");
+    let td = Command::new("tcpdump")
+        .args(["-i", "lo", "--immediate-mode", "-U", "-w"])
+        .arg(&pcap)
+        .arg(format!(
+            "udp and (host {KAMAILIO} or host {KAM_UAS} or host {KAM_UAC})"
+        ))
+        .stdout(Stdio::null())
+        .stderr(File::create(&td_err).unwrap())
+        .spawn()
+        .expect("start tcpdump");
+    procs.0.push(td);
+    for _ in 0..100 {
+        if std::fs::read_to_string(&td_err).is_ok_and(|s| s.contains("listening on")) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let cases = [
+        (
+            "uas_answer.xml",
+            "uac_answer_caller_bye.xml",
+            "kam-answered-%u@pbx.example.com",
+            "15559870002",
+        ),
+        (
+            "uas_busy.xml",
+            "uac_rejected.xml",
+            "kam-busy-%u@pbx.example.com",
+            "15559870002",
+        ),
+        (
+            "uas_cancel.xml",
+            "uac_cancel.xml",
+            "kam-cancelled-%u@pbx.example.com",
+            "15559870002",
+        ),
+        (
+            "uas_not_found.xml",
+            "uac_rejected.xml",
+            "kam-not-found-%u@pbx.example.com",
+            "15559879999",
+        ),
+    ];
+    for (uas, uac, cid, callee) in cases {
+        let mut uas_proc = Command::new("sipp")
+            .args([
+                "-sf",
+                &format!("{scenarios}/{uas}"),
+                "-i",
+                KAM_UAS,
+                "-mi",
+                KAM_UAS,
+                "-p",
+                "5060",
+            ])
+            .args([
+                "-m", "1", "-timeout", "20s", "-nostdin", "-key", "callee", callee,
+            ])
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the sipp UAS");
+        wait_bound(&format!("{KAM_UAS}:5060"));
+        let uac_status = Command::new("sipp")
+            .arg(format!("{KAMAILIO}:5060"))
+            .args([
+                "-sf",
+                &format!("{scenarios}/{uac}"),
+                "-i",
+                KAM_UAC,
+                "-mi",
+                KAM_UAC,
+                "-p",
+                "15060",
+            ])
+            .args([
+                "-m", "1", "-timeout", "20s", "-nostdin", "-cid_str", cid, "-key", "callee", callee,
+            ])
+            .args([
+                "-key",
+                "caller",
+                "+15551230001",
+                "-key",
+                "caller_name",
+                "Alice Example",
+            ])
+            .args(["-key", "pai", "+15551230000"])
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("run the sipp UAC");
+        let uas_status = uas_proc.wait().expect("wait for the sipp UAS");
+        assert!(
+            uac_status.success() && uas_status.success(),
+            "{uac}: sipp failed"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let td = procs.0.pop().unwrap();
+    procs.terminate(td);
+    let kam = procs.0.pop().unwrap();
+    procs.terminate(kam);
+
+    let mut from_capture = Vec::new();
+    ingest::ingest_files(std::slice::from_ref(&pcap), TrackerConfig::default(), |r| {
+        from_capture.push(r);
+        Ok::<(), ()>(())
+    })
+    .unwrap();
+    let (want, _) = split(from_capture);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dump)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "data"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "kamailio wrote no sipdump file");
+    let (got, _, summaries) = ingest_logs(&files, &utc());
+    for s in &summaries {
+        assert!(s.error.is_none() && s.skipped.is_empty(), "{}", s.line());
+    }
+    assert_eq!(want.len(), 4, "{want:#?}");
+    assert_eq!(got.len(), want.len(), "{got:#?}");
+    for (g, w) in got.iter().zip(&want) {
+        let what = &w.call_id;
+        assert_eq!(
+            (
+                &g.call_id,
+                g.disposition,
+                g.final_status,
+                g.ended_by,
+                g.hangup_side,
+                g.reason_cause
+            ),
+            (
+                &w.call_id,
+                w.disposition,
+                w.final_status,
+                w.ended_by,
+                w.hangup_side,
+                w.reason_cause
+            ),
+            "{what}"
+        );
+        assert_eq!(
+            (
+                &g.caller,
+                &g.callee,
+                &g.asserted_identity,
+                &g.codecs,
+                &g.user_agent,
+                &g.server
+            ),
+            (
+                &w.caller,
+                &w.callee,
+                &w.asserted_identity,
+                &w.codecs,
+                &w.user_agent,
+                &w.server
+            ),
+            "{what}"
+        );
+        assert_eq!(
+            (g.src_ip, g.src_port, g.dst_ip, g.dst_port, g.transport),
+            (w.src_ip, w.src_port, w.dst_ip, w.dst_port, w.transport),
+            "{what}"
+        );
+        let close = |a: Option<i64>, b: Option<i64>| match (a, b) {
+            (Some(a), Some(b)) => (a - b).abs() < 20_000,
+            (a, b) => a == b,
+        };
+        assert!(
+            close(Some(g.started_at), Some(w.started_at)),
+            "{what} started_at"
+        );
+        assert!(close(g.ringing_at, w.ringing_at), "{what} ringing_at");
+        assert!(close(g.answered_at, w.answered_at), "{what} answered_at");
+        assert!(close(Some(g.ended_at), Some(w.ended_at)), "{what} ended_at");
+    }
+}
