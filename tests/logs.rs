@@ -1305,3 +1305,86 @@ fn kamailio_sipdump_files_give_the_calls_of_a_capture_of_the_same_traffic() {
         assert!(close(Some(g.ended_at), Some(w.ended_at)), "{what} ended_at");
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// The sample logs committed beside the generator
+
+/// The sample logs in tests/data/logs/: case (a) in every format, as the callee's PBX
+/// (127.0.0.2:5060) wrote them, local times in Europe/Berlin.
+fn sample_logs() -> Vec<(&'static str, String)> {
+    let berlin = tz("Europe/Berlin");
+    let p = packets("answered_caller_bye");
+    let l = p[0].dst;
+    vec![
+        (
+            "pjsip-full.log",
+            generate::pjsip_file(&p, l, DateFormat::Default, &berlin),
+        ),
+        (
+            "pjsip-full-iso-ms.log",
+            generate::pjsip_file(&p, l, DateFormat::IsoMillis, &berlin),
+        ),
+        ("pjsip-console.log", generate::pjsip_console(&p, l, &berlin)),
+        ("pjsip-json.log", generate::pjsip_json(&p, l, &berlin)),
+        (
+            "chansip-full.log",
+            generate::chansip_file(&p, l, DateFormat::Default, &berlin),
+        ),
+        (
+            "freeswitch-indented.log",
+            generate::freeswitch(&p, l, FsLayout::Indented, &berlin),
+        ),
+        (
+            "freeswitch-2019.log",
+            generate::freeswitch(&p, l, FsLayout::NoTrailingNewline, &berlin),
+        ),
+        (
+            "freeswitch.log",
+            generate::freeswitch(&p, l, FsLayout::Current, &berlin),
+        ),
+        ("kamailio-sipdump.data", generate::sipdump(&p, l)),
+        ("cisco.log", generate::cisco(&p, l, &berlin)),
+    ]
+}
+
+fn samples_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/logs/answered_caller_bye")
+}
+
+/// Rewrites the samples: `cargo test --test logs -- --ignored regenerate_sample_logs`.
+#[test]
+#[ignore = "writes tests/data/logs/; run by hand after changing the generator"]
+fn regenerate_sample_logs() {
+    std::fs::create_dir_all(samples_dir()).unwrap();
+    for (name, text) in sample_logs() {
+        std::fs::write(samples_dir().join(name), text).unwrap();
+    }
+}
+
+/// The committed samples are exactly what the generator writes, and each is recognised
+/// as its format and gives case (a)'s call.
+#[test]
+fn committed_sample_logs_are_the_generator_output_and_give_the_call() {
+    let berlin = tz("Europe/Berlin");
+    for (name, text) in sample_logs() {
+        let path = samples_dir().join(name);
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == text,
+            "{name} differs from the generator: run regenerate_sample_logs"
+        );
+        let opts = LogOptions {
+            timezone: berlin.clone(),
+            year: Some(2026),
+            local_address: "127.0.0.2:5060".parse().ok(),
+            ..utc()
+        };
+        let (calls, _, _) = ingest_logs(std::slice::from_ref(&path), &opts);
+        assert_eq!(calls.len(), 1, "{name}");
+        assert_eq!(
+            calls[0].call_id, "answered-caller-bye-1@pbx.example.com",
+            "{name}"
+        );
+        assert_eq!(calls[0].disposition, Disposition::Answered, "{name}");
+    }
+}
