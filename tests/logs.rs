@@ -3,6 +3,7 @@
 //! log format by `data/logs/generate.rs` give the same records as their captures, field by
 //! field, at the time precision each format has.
 
+mod common;
 #[path = "data/logs/generate.rs"]
 mod generate;
 
@@ -1387,4 +1388,43 @@ fn committed_sample_logs_are_the_generator_output_and_give_the_call() {
         );
         assert_eq!(calls[0].disposition, Disposition::Answered, "{name}");
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Through the binary
+
+/// `callmeta ingest` recognises a capture and a log given together and stores both calls;
+/// `--format` forces a log format.
+#[test]
+fn ingest_command_reads_captures_and_logs_together_and_takes_a_forced_format() {
+    let capture = common::sipp_capture("busy.pcap");
+    let log = samples_dir().join("freeswitch.log");
+    let log = log.to_str().expect("UTF-8 path");
+    let db = common::Db::new();
+    db.ingest(&[&capture, log]);
+    let calls = db.calls();
+    assert_eq!(calls.len(), 2, "{calls:#?}");
+    assert_eq!(
+        common::by_call_id(&calls, "busy-1@pbx.example.com")["source"],
+        capture.as_str()
+    );
+    assert_eq!(
+        common::by_call_id(&calls, "answered-caller-bye-1@pbx.example.com")["source"],
+        log
+    );
+
+    let forced = common::Db::new();
+    let db_path = forced.path();
+    let out = common::run(&[
+        "ingest",
+        "--db",
+        db_path.to_str().unwrap(),
+        "--format",
+        "cisco",
+        log,
+    ]);
+    assert!(
+        out.contains("0 SIP messages"),
+        "a FreeSWITCH log read as Cisco frames nothing: {out}"
+    );
 }
