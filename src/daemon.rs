@@ -1,10 +1,16 @@
 //! `callmeta run`: the wiring of the long-running daemon.
 //!
-//! Start-up order: config → store (writable, open calls of the last run taken back) →
-//! captures opened → READY=1. Then one plain thread per capture source runs decode,
-//! parse and track without locks; the store writer runs on its own thread; this thread
-//! runs the control plane on tokio (signals, timers, health, watchdog), never touching a
-//! packet. SIGHUP reloads, SIGTERM/SIGINT drain and stop, SIGUSR1 logs health.
+//! Start-up order: config → store (writable, open calls of the last run taken back, log
+//! checkpoints read) → captures and logs opened → READY=1. Then one plain thread per
+//! capture source runs decode, parse and track without locks, and one per followed log
+//! runs follow, frame, parse and track the same way; the store writer runs on its own
+//! thread; this thread runs the control plane on tokio (signals, timers, health,
+//! watchdog), never touching a packet. SIGHUP reloads, SIGTERM/SIGINT drain and stop,
+//! SIGUSR1 logs health.
+//!
+//! A capture never waits for the disk (a full queue drops and counts); a followed log
+//! does (its file is the buffer), and hands its records to the writer with its checkpoint
+//! and its open calls, one transaction, so a kill -9 loses and repeats nothing (issue 5).
 //! Like `main.rs` this is the edge: errors are `anyhow`, with the cause and the fix.
 
 use std::collections::BTreeMap;
@@ -19,14 +25,18 @@ use anyhow::{bail, Context, Result};
 use sd_notify::NotifyState;
 
 use crate::call::{Record, Tracker, TrackerConfig};
-use crate::config::{CaptureSource, Config, ConfigError, LogFormat, DEFAULT_CONFIG};
-use crate::ingest::feed_datagram;
+use crate::config::{CaptureSource, Config, ConfigError, LogFormat, LogSource, DEFAULT_CONFIG};
+use crate::ingest::{feed_datagram, LogFeed};
 use crate::logging;
 use crate::net::{Decoder, LinkType};
 use crate::privacy::{self, PseudonymKey, Pseudonymiser};
+use crate::source::log::{Checkpoint, Follower, LogMessage};
 use crate::source::{LiveCapture, LiveConfig};
 use crate::store::retention::{self, RetentionPolicy};
-use crate::store::{self as store, Retry, Store, Writer, WriterConfig, WriterStats};
+use crate::store::{
+    self as store, Batch, LogProgress, Retry, SavedDialog, Store, TrySendError, Writer,
+    WriterConfig, WriterStats,
+};
 
 /// Command-line settings that override the config file.
 #[derive(Debug, Clone, Default)]
@@ -120,6 +130,9 @@ struct SourceStats {
     /// Wall-clock µs of the thread's last loop turn: the watchdog's proof of life.
     heartbeat_us: AtomicI64,
     failed: AtomicBool,
+    /// Followed logs: bytes read and rotations noticed.
+    bytes: AtomicU64,
+    rotations: AtomicU64,
 }
 
 struct Source {
@@ -171,8 +184,10 @@ fn spawn_source(
     })
 }
 
-/// Where a capture thread's finished records go: pseudonymised (so the log line shows
-/// what the store keeps), logged, then queued for the writer without ever blocking.
+/// Where a source thread's finished records go: pseudonymised (so the log line shows
+/// what the store keeps), logged, then queued for the writer: a capture's without ever
+/// blocking ([`Sink::put`]), a log's in its next batch ([`Sink::prepare`] then
+/// [`Sink::deliver`]).
 struct Sink {
     writer: Arc<Writer>,
     pseudonyms: Option<Arc<Pseudonymiser>>,
@@ -180,12 +195,17 @@ struct Sink {
 }
 
 impl Sink {
-    fn put(&self, mut r: Record) {
+    /// Makes a finished record what the store will keep, and logs its line.
+    fn prepare(&self, r: &mut Record) {
         if let Some(p) = &self.pseudonyms {
-            p.apply(&mut r);
+            p.apply(r);
         }
-        logging::record(&r);
+        logging::record(r);
         self.stats.calls.fetch_add(1, Relaxed);
+    }
+
+    fn put(&self, mut r: Record) {
+        self.prepare(&mut r);
         // Never block capture on the disk: a full queue drops and counts.
         self.writer.try_send(r);
     }
@@ -297,25 +317,394 @@ fn stop_source(s: Source) -> Vec<(Vec<u8>, String)> {
     }
 }
 
-/// The open calls saved at the last stop, grouped by the source that saw them.
+/// An open call as the tracker saves it: (key, state).
+type OpenDialog = (Vec<u8>, String);
+
+/// The capture sources' open calls saved at the last stop, by the source that saw them.
+/// A call saved by a source no longer configured (a renamed interface) goes on with the
+/// first capture source; with none, it is returned in `orphans`, to be written as it
+/// stands.
 fn group_saved(
-    saved: Vec<(Vec<u8>, String)>,
+    saved: Vec<SavedDialog>,
     sources: &[CaptureSource],
-) -> BTreeMap<String, Vec<(Vec<u8>, String)>> {
-    let mut by_source: BTreeMap<String, Vec<(Vec<u8>, String)>> = BTreeMap::new();
-    let first = sources
-        .first()
-        .map(|s| s.interface.clone())
-        .unwrap_or_default();
-    for (key, state) in saved {
-        let source = serde_json::from_str::<serde_json::Value>(&state)
-            .ok()
-            .and_then(|v| v.get("source").and_then(|s| s.as_str()).map(str::to_string))
-            .filter(|s| sources.iter().any(|c| &c.interface == s))
-            .unwrap_or_else(|| first.clone());
-        by_source.entry(source).or_default().push((key, state));
+) -> (BTreeMap<String, Vec<OpenDialog>>, Vec<OpenDialog>) {
+    let mut by_source: BTreeMap<String, Vec<OpenDialog>> = BTreeMap::new();
+    let mut orphans = Vec::new();
+    for (source, key, state) in saved {
+        let owner = sources
+            .iter()
+            .find(|c| c.interface == source)
+            .or(sources.first());
+        match owner {
+            Some(c) => by_source
+                .entry(c.interface.clone())
+                .or_default()
+                .push((key, state)),
+            None => orphans.push((key, state)),
+        }
     }
-    by_source
+    (by_source, orphans)
+}
+
+/// How often a followed log is looked at (a timer, not inotify: one `read` and one
+/// `stat` per turn cost nothing measurable, work the same on every file system, NFS
+/// included, and bound the delay to a quarter second).
+const LOG_POLL_EVERY: Duration = Duration::from_millis(250);
+
+/// Bytes read from one log per turn at most, so a large backlog still lets the thread
+/// answer its control channel, commit progress and turn its heartbeat.
+const LOG_POLL_BYTES: u64 = 4 << 20;
+
+/// A log that has not grown for this long hands on the message it is still collecting
+/// (Cisco ends a message only at the next record, PBX_LOGS.md §5).
+const LOG_QUIET_FLUSH: Duration = Duration::from_secs(2);
+
+/// At a stop, how long a log thread waits for room in a full writer queue (a failing
+/// store) before leaving its last batch unsaved: the stored checkpoint then stays where
+/// it was and those lines are read again at the next start.
+const LOG_STOP_WAIT: Duration = Duration::from_secs(5);
+
+/// Messages from the control plane to a log thread.
+enum LogControl {
+    /// `finish`: the source was removed, so its open calls are written as they stand
+    /// rather than saved for a resume.
+    Stop {
+        finish: bool,
+    },
+    /// Same path, other format, zone, year or local address.
+    Reconfigure(LogSource),
+    SetTracker(TrackerConfig),
+}
+
+struct LogHandle {
+    cfg: LogSource,
+    control: Sender<LogControl>,
+    /// Seen by a thread waiting for room in the writer's queue, which does not read its
+    /// channel meanwhile.
+    stopping: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+    stats: Arc<SourceStats>,
+}
+
+/// The name of a followed log in records, checkpoints and saved open calls.
+fn log_name(cfg: &LogSource) -> String {
+    cfg.path.display().to_string()
+}
+
+/// What a log thread resumes from: the checkpoint and open calls its last batch saved.
+struct LogResume {
+    checkpoint: Option<Checkpoint>,
+    open: Vec<(Vec<u8>, String)>,
+}
+
+impl LogResume {
+    fn read(store: &Store, cfg: &LogSource) -> Result<LogResume> {
+        let name = log_name(cfg);
+        Ok(LogResume {
+            checkpoint: store
+                .log_checkpoint(&name)
+                .with_context(|| format!("reading the checkpoint of {name}"))?,
+            open: store
+                .open_dialogs(&name)
+                .with_context(|| format!("reading the open calls of {name}"))?,
+        })
+    }
+}
+
+/// Everything a log thread owns: the follower, the feed and tracker behind it, and what
+/// it has produced but not yet handed to the writer.
+struct LogPipeline {
+    name: Arc<str>,
+    follower: Follower,
+    feed: LogFeed,
+    tracker: Tracker,
+    sink: Sink,
+    control: Receiver<LogControl>,
+    stopping: Arc<AtomicBool>,
+    /// The writer's cadence: a batch at most every `flush_every`, sooner at `batch_size`.
+    flush_every: Duration,
+    batch_size: usize,
+    out: Vec<Record>,
+    /// Records prepared and logged, waiting for the next batch.
+    pending: Vec<Record>,
+    /// The checkpoint of the last batch handed to the writer.
+    sent: Option<Checkpoint>,
+    last_sent: Instant,
+    /// The last message time read and when: the log's own clock, to run timers while
+    /// the log is quiet.
+    clock: Option<(i64, Instant)>,
+    last_growth: Instant,
+    flushed: bool,
+    sip: u64,
+    errors: u64,
+}
+
+fn spawn_log(
+    cfg: &LogSource,
+    tracker_cfg: TrackerConfig,
+    resume: LogResume,
+    writer: Arc<Writer>,
+    pseudonyms: Option<Arc<Pseudonymiser>>,
+    store_cfg: &crate::config::StoreSection,
+) -> Result<LogHandle> {
+    let name = log_name(cfg);
+    let follow = cfg
+        .follow_config()
+        .with_context(|| format!("log {name}: format or time zone not usable"))?;
+    let follower = Follower::open(follow, resume.checkpoint)?;
+    let mut tracker = Tracker::new(tracker_cfg);
+    let bad = tracker.resume(resume.open);
+    if bad > 0 {
+        tracing::warn!("log {name}: {bad} saved open calls could not be read back (saved by another version) and were dropped");
+    }
+    let (control, rx) = mpsc::channel();
+    let stats = Arc::new(SourceStats::default());
+    stats.heartbeat_us.store(now_us(), Relaxed);
+    let stopping = Arc::new(AtomicBool::new(false));
+    let mut pipeline = LogPipeline {
+        name: Arc::from(name.as_str()),
+        feed: LogFeed::new(&name, cfg.local_address, now_us()),
+        sent: resume.checkpoint,
+        follower,
+        tracker,
+        sink: Sink {
+            writer,
+            pseudonyms,
+            stats: Arc::clone(&stats),
+        },
+        control: rx,
+        stopping: Arc::clone(&stopping),
+        flush_every: store_cfg.flush_interval,
+        batch_size: store_cfg.batch_size.max(1),
+        out: Vec::with_capacity(64),
+        pending: Vec::new(),
+        last_sent: Instant::now(),
+        clock: None,
+        last_growth: Instant::now(),
+        flushed: true,
+        sip: 0,
+        errors: 0,
+    };
+    let file = cfg
+        .path
+        .file_name()
+        .map_or_else(|| name.clone(), |f| f.to_string_lossy().into_owned());
+    let thread = std::thread::Builder::new()
+        .name(format!("log-{file}"))
+        .spawn(move || pipeline.run())
+        .context("starting a log thread")?;
+    Ok(LogHandle {
+        cfg: cfg.clone(),
+        control,
+        stopping,
+        thread,
+        stats,
+    })
+}
+
+impl LogPipeline {
+    /// Follows the log until Stop: poll, track, and hand records to the writer with the
+    /// checkpoint and open calls they go with.
+    fn run(&mut self) {
+        let finish = loop {
+            if let Some(finish) = self.take_control() {
+                break finish;
+            }
+            let read = self.turn();
+            self.sink.stats.heartbeat_us.store(now_us(), Relaxed);
+            let due = !self.pending.is_empty() || self.sent != Some(self.follower.checkpoint());
+            if due
+                && (self.last_sent.elapsed() >= self.flush_every
+                    || self.pending.len() >= self.batch_size)
+            {
+                self.send(false);
+            }
+            // A backlog is read on at once; a caught-up log is looked at again later.
+            if read < LOG_POLL_BYTES {
+                std::thread::sleep(LOG_POLL_EVERY);
+            }
+        };
+        let open = if finish {
+            self.tracker.finish(&mut self.out);
+            Vec::new()
+        } else {
+            self.tracker.suspend(&mut self.out)
+        };
+        self.take_out();
+        let saved = open.len();
+        self.send_with(Some(open), true);
+        if !finish {
+            tracing::info!("log {}: stopped, {saved} open calls saved", self.name);
+        }
+    }
+
+    /// Applies control messages; `Some(finish)` when told to stop.
+    fn take_control(&mut self) -> Option<bool> {
+        let mut stop = None;
+        while let Ok(c) = self.control.try_recv() {
+            match c {
+                LogControl::Stop { finish } => stop = Some(finish),
+                LogControl::SetTracker(cfg) => self.tracker.set_config(cfg),
+                LogControl::Reconfigure(cfg) => self.reconfigure(&cfg),
+            }
+        }
+        stop
+    }
+
+    /// New reading settings for the same file: resume at the checkpoint with a framer
+    /// for them (a message half collected is read again), keep the tracker.
+    fn reconfigure(&mut self, cfg: &LogSource) {
+        let Some(follow) = cfg.follow_config() else {
+            return;
+        };
+        match Follower::open(follow, Some(self.follower.checkpoint())) {
+            Ok(f) => {
+                self.follower = f;
+                self.feed = LogFeed::new(&self.name, cfg.local_address, now_us());
+                tracing::info!("log {}: now read as {}", self.name, cfg.format);
+            }
+            Err(e) => tracing::error!("{e}; keeping the previous settings"),
+        }
+    }
+
+    /// One poll: returns the bytes read.
+    fn turn(&mut self) -> u64 {
+        let (tracker, feed, out, clock) = (
+            &mut self.tracker,
+            &mut self.feed,
+            &mut self.out,
+            &mut self.clock,
+        );
+        let (sip, errors) = (&mut self.sip, &mut self.errors);
+        let mut hand = |m: &LogMessage<'_>| {
+            if let Some(ts) = m.ts_us {
+                *clock = Some((ts, Instant::now()));
+            }
+            *sip += feed.feed(tracker, m, out, |_| *errors += 1);
+        };
+        let progress = match self.follower.poll(LOG_POLL_BYTES, &mut hand) {
+            Ok(p) => p,
+            Err(e) => {
+                if !self.sink.stats.failed.swap(true, Relaxed) {
+                    tracing::error!("{e}; retrying every {}ms", LOG_POLL_EVERY.as_millis());
+                }
+                return 0;
+            }
+        };
+        if self.sink.stats.failed.swap(false, Relaxed) {
+            tracing::info!("log {}: readable again", self.name);
+        }
+        if progress.bytes > 0 {
+            self.last_growth = Instant::now();
+            self.flushed = false;
+        } else if !self.flushed && self.last_growth.elapsed() >= LOG_QUIET_FLUSH {
+            self.follower.flush(&mut hand);
+            self.flushed = true;
+        }
+        if progress.bytes == 0 {
+            // A quiet log: run timers on the log's own clock (its last time plus the
+            // time since), never the wall clock, so an old log replayed or a zone
+            // mistake cannot time out calls that the log shows going on.
+            if let Some((ts, at)) = self.clock {
+                let since = i64::try_from(at.elapsed().as_micros()).unwrap_or(i64::MAX);
+                self.tracker
+                    .advance(ts.saturating_add(since), &mut self.out);
+            }
+        }
+        self.take_out();
+        let stats = &self.sink.stats;
+        stats.bytes.fetch_add(progress.bytes, Relaxed);
+        stats
+            .rotations
+            .fetch_add(u64::from(progress.rotations), Relaxed);
+        stats.sip_messages.store(self.sip, Relaxed);
+        stats.parse_errors.store(self.errors, Relaxed);
+        stats.open.store(self.tracker.open() as u64, Relaxed);
+        progress.bytes
+    }
+
+    /// Moves the tracker's finished records to the pending batch, logged.
+    fn take_out(&mut self) {
+        for mut r in self.out.drain(..) {
+            self.sink.prepare(&mut r);
+            self.pending.push(r);
+        }
+    }
+
+    /// Hands the pending records to the writer with the checkpoint and a snapshot of the
+    /// open calls; on a writer that cannot take them they stay pending.
+    fn send(&mut self, stopping: bool) {
+        let open = self.tracker.snapshot();
+        self.send_with(Some(open), stopping);
+    }
+
+    fn send_with(&mut self, open: Option<Vec<(Vec<u8>, String)>>, stopping: bool) {
+        let checkpoint = self.follower.checkpoint();
+        let mut batch = Batch {
+            records: std::mem::take(&mut self.pending),
+            progress: Some(LogProgress {
+                source: self.name.to_string(),
+                checkpoint,
+                open_dialogs: open,
+                at_us: now_us(),
+            }),
+        };
+        let started = Instant::now();
+        loop {
+            match self.sink.writer.try_send_batch(batch) {
+                Ok(()) => {
+                    self.sent = Some(checkpoint);
+                    self.last_sent = Instant::now();
+                    return;
+                }
+                Err(TrySendError::Full(b)) => {
+                    // The log is the buffer: wait for the store rather than read on, but
+                    // keep proving life to the watchdog (the store's trouble is reported
+                    // by the control plane) and let a stop through.
+                    let give_up = if stopping {
+                        started.elapsed() >= LOG_STOP_WAIT
+                    } else {
+                        self.stopping.load(Relaxed)
+                    };
+                    if give_up {
+                        if stopping {
+                            tracing::error!(
+                                "log {}: the store took no batch within {}s of the stop; its last {} records are read again from the log at the next start",
+                                self.name,
+                                LOG_STOP_WAIT.as_secs(),
+                                b.records.len()
+                            );
+                        }
+                        self.pending = b.records;
+                        return;
+                    }
+                    batch = b;
+                    self.sink.stats.heartbeat_us.store(now_us(), Relaxed);
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(TrySendError::Disconnected(b)) => {
+                    tracing::error!(
+                        "log {}: the store writer has stopped; {} records are read again at the next start",
+                        self.name,
+                        b.records.len()
+                    );
+                    self.pending = b.records;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn stop_log(l: LogHandle, finish: bool) {
+    l.stopping.store(true, Relaxed);
+    let _ = l.control.send(LogControl::Stop { finish });
+    if l.thread.join().is_err() {
+        tracing::error!(
+            "log thread for {} panicked; its last records are read again at the next start",
+            l.cfg.path.display()
+        );
+    }
 }
 
 struct Daemon {
@@ -324,6 +713,7 @@ struct Daemon {
     overrides: Overrides,
     db: PathBuf,
     sources: Vec<Source>,
+    logs: Vec<LogHandle>,
     writer: Arc<Writer>,
     pseudonyms: Option<Arc<Pseudonymiser>>,
     started: Instant,
@@ -338,7 +728,22 @@ impl Daemon {
             kernel += s.stats.kernel_drops.load(Relaxed) + s.stats.interface_drops.load(Relaxed);
             sip += s.stats.sip_messages.load(Relaxed);
         }
+        for l in &self.logs {
+            open += l.stats.open.load(Relaxed);
+            sip += l.stats.sip_messages.load(Relaxed);
+        }
         (open, frames, kernel, sip)
+    }
+
+    /// Followed logs: bytes read, rotations, unreadable ones.
+    fn log_totals(&self) -> (u64, u64, usize) {
+        let (mut bytes, mut rotations, mut failing) = (0, 0, 0);
+        for l in &self.logs {
+            bytes += l.stats.bytes.load(Relaxed);
+            rotations += l.stats.rotations.load(Relaxed);
+            failing += usize::from(l.stats.failed.load(Relaxed));
+        }
+        (bytes, rotations, failing)
     }
 
     fn status(&self) -> String {
@@ -352,16 +757,22 @@ impl Daemon {
         if w.failing {
             s.push_str(&format!("; STORE FAILING, {} records waiting", w.pending));
         }
+        let (_, _, unreadable) = self.log_totals();
+        if unreadable > 0 {
+            s.push_str(&format!("; {unreadable} LOGS UNREADABLE"));
+        }
         s
     }
 
     fn health(&self, what: &str) {
         let (open, frames, drops, sip) = self.totals();
+        let (bytes, rotations, unreadable) = self.log_totals();
         let w = self.writer.stats();
         tracing::info!(
-            "health ({what}): up {}s; {} sources; {frames} frames, {sip} SIP messages, {open} calls open; store {}: {} calls and {} messages written, {} pending, {} dropped, {} unwritten{}; {drops} capture drops",
+            "health ({what}): up {}s; {} sources, {} logs ({bytes} bytes read, {rotations} rotations, {unreadable} unreadable); {frames} frames, {sip} SIP messages, {open} calls open; store {}: {} calls and {} messages written, {} pending, {} dropped, {} unwritten{}; {drops} capture drops",
             self.started.elapsed().as_secs(),
             self.sources.len(),
+            self.logs.len(),
             self.db.display(),
             w.calls_written,
             w.messages_written,
@@ -372,13 +783,16 @@ impl Daemon {
         );
     }
 
-    /// Whether every capture thread turned its loop recently: the watchdog only pings then.
+    /// Whether every capture and log thread turned its loop recently: the watchdog only
+    /// pings then.
     fn alive(&self, within: Duration) -> bool {
         let now = now_us();
         let limit = i64::try_from(within.as_micros()).unwrap_or(i64::MAX);
         self.sources
             .iter()
-            .all(|s| now - s.stats.heartbeat_us.load(Relaxed) <= limit)
+            .map(|s| &s.stats)
+            .chain(self.logs.iter().map(|l| &l.stats))
+            .all(|s| now - s.heartbeat_us.load(Relaxed) <= limit)
     }
 
     /// SIGHUP: build and validate the new config; on any error keep running the old one.
@@ -462,8 +876,68 @@ impl Daemon {
             }
         }
         self.sources = kept;
+        self.reload_logs(&new, tracker);
         self.cfg = new;
         self.health("reloaded");
+    }
+
+    /// SIGHUP for followed logs: a removed one writes its open calls as they stand, a
+    /// changed one is read on from its checkpoint with the new settings, a new one
+    /// starts from its saved checkpoint (or the file's start).
+    fn reload_logs(&mut self, new: &Config, tracker: TrackerConfig) {
+        let old: Vec<LogHandle> = std::mem::take(&mut self.logs);
+        let mut kept = Vec::new();
+        for mut l in old {
+            match new.source.log.iter().find(|c| c.path == l.cfg.path) {
+                Some(c) => {
+                    if *c != l.cfg {
+                        let _ = l.control.send(LogControl::Reconfigure(c.clone()));
+                        l.cfg = c.clone();
+                    }
+                    let _ = l.control.send(LogControl::SetTracker(tracker));
+                    kept.push(l);
+                }
+                None => {
+                    let path = l.cfg.path.display().to_string();
+                    stop_log(l, true);
+                    tracing::info!("reload: stopped following {path}");
+                }
+            }
+        }
+        let added: Vec<&LogSource> = new
+            .source
+            .log
+            .iter()
+            .filter(|c| !kept.iter().any(|l| l.cfg.path == c.path))
+            .collect();
+        if !added.is_empty() {
+            // A second connection, like retention's: the writer owns the first.
+            let store = Store::open(&self.db);
+            for c in added {
+                let started = store
+                    .as_ref()
+                    .map_err(|e| anyhow::anyhow!("{e}"))
+                    .and_then(|st| LogResume::read(st, c))
+                    .and_then(|resume| {
+                        spawn_log(
+                            c,
+                            tracker,
+                            resume,
+                            Arc::clone(&self.writer),
+                            self.pseudonyms.clone(),
+                            &new.store,
+                        )
+                    });
+                match started {
+                    Ok(l) => {
+                        tracing::info!("reload: following {} as {}", c.path.display(), c.format);
+                        kept.push(l);
+                    }
+                    Err(e) => tracing::error!("reload: log {}: {e:#}", c.path.display()),
+                }
+            }
+        }
+        self.logs = kept;
     }
 
     /// Deletes (and anonymises) what the retention window says is due, on a connection
@@ -489,21 +963,30 @@ impl Daemon {
     /// SIGTERM: stop capture, write every finished record, carry the open calls over.
     fn shutdown(self) -> Result<()> {
         let _ = sd_notify::notify(false, &[NotifyState::Stopping]);
+        // Logs first: each hands its last batch (records, checkpoint, open calls) to the
+        // writer before the writer is finished.
+        for l in self.logs {
+            stop_log(l, false);
+        }
         let mut saved = Vec::new();
         for s in self.sources {
-            saved.extend(stop_source(s));
+            let name = s.cfg.interface.clone();
+            saved.push((name, stop_source(s)));
         }
         let stats = match Arc::try_unwrap(self.writer) {
             Ok(w) => w.finish(),
             Err(_) => bail!("internal: the store writer is still shared at shutdown"),
         };
         let mut store = Store::open(&self.db)?;
-        store
-            .save_open_dialogs(&saved, now_us())
-            .context("saving the open calls for the next start")?;
+        for (name, open) in &saved {
+            store
+                .save_open_dialogs(name, open, now_us())
+                .context("saving the open calls for the next start")?;
+        }
+        let saved: Vec<_> = saved.into_iter().flat_map(|(_, open)| open).collect();
         match stats {
             Ok(w) => tracing::info!(
-                "stopped: {} calls and {} messages written this run, {} dropped, {} open calls saved for the next start",
+                "stopped: {} calls and {} messages written this run, {} dropped, {} open calls saved for the next start (followed logs save their own)",
                 w.calls_written,
                 w.messages_written,
                 w.dropped,
@@ -547,10 +1030,20 @@ pub fn run(config_path: Option<PathBuf>, overrides: Overrides) -> Result<()> {
             db.parent().map_or_else(|| ".".into(), |p| p.display().to_string())
         )
     })?;
+    // A followed log's open calls stay in the store, paired with its checkpoint until its
+    // next batch replaces both; a capture's are taken out as they are resumed.
+    let log_names: Vec<String> = cfg.source.log.iter().map(log_name).collect();
+    let keep: Vec<&str> = log_names.iter().map(String::as_str).collect();
     let saved = store
-        .take_open_dialogs()
+        .take_open_dialogs(&keep)
         .context("reading the open calls of the last run")?;
-    let resumed = saved.len();
+    let mut resumed = saved.len();
+    let mut log_resumes = Vec::new();
+    for l in &cfg.source.log {
+        let r = LogResume::read(&store, l)?;
+        resumed += r.open.len();
+        log_resumes.push(r);
+    }
     let writer = Arc::new(Writer::spawn_with_retries(
         store,
         WriterConfig {
@@ -560,31 +1053,84 @@ pub fn run(config_path: Option<PathBuf>, overrides: Overrides) -> Result<()> {
         },
         Retry::UntilFinish(Duration::from_secs(30)),
     ));
-    let mut saved = group_saved(saved, &cfg.source.capture);
+    let (mut saved, orphans) = group_saved(saved, &cfg.source.capture);
+    if !orphans.is_empty() {
+        // Saved by a capture source and no capture is configured now: nothing will see
+        // the rest of these calls, so they are written as they stand.
+        let mut t = Tracker::new(cfg.calls.tracker());
+        t.resume(orphans);
+        let mut out = Vec::new();
+        t.finish(&mut out);
+        for mut r in out {
+            if let Some(p) = &pseudonyms {
+                p.apply(&mut r);
+            }
+            logging::record(&r);
+            writer
+                .send(r)
+                .context("writing the open calls of the last run")?;
+        }
+    }
     let mut sources = Vec::new();
+    let mut logs = Vec::new();
+    let mut failed = None;
     for c in &cfg.source.capture {
         let resume = saved.remove(&c.interface).unwrap_or_default();
         match spawn_source(
             c,
             cfg.calls.tracker(),
-            resume,
+            resume.clone(),
             Arc::clone(&writer),
             pseudonyms.clone(),
         ) {
             Ok(s) => sources.push(s),
             Err(e) => {
-                // Stop what started, keeping the calls resumed so far for the next try.
-                let mut back = Vec::new();
-                for s in sources {
-                    back.extend(stop_source(s));
-                }
-                drop(writer);
-                if let Ok(mut store) = Store::open(&db) {
-                    let _ = store.save_open_dialogs(&back, now_us());
-                }
-                return Err(e).context(format!("capture on `{}`", c.interface));
+                failed = Some((
+                    e.context(format!("capture on `{}`", c.interface)),
+                    (c.interface.clone(), resume),
+                ));
+                break;
             }
         }
+    }
+    if failed.is_none() {
+        for (l, resume) in cfg.source.log.iter().zip(log_resumes) {
+            match spawn_log(
+                l,
+                cfg.calls.tracker(),
+                resume,
+                Arc::clone(&writer),
+                pseudonyms.clone(),
+                &cfg.store,
+            ) {
+                Ok(h) => logs.push(h),
+                Err(e) => {
+                    failed = Some((
+                        e.context(format!("following `{}`", l.path.display())),
+                        (String::new(), Vec::new()),
+                    ));
+                    break;
+                }
+            }
+        }
+    }
+    if let Some((e, (name, resume))) = failed {
+        // Stop what started, keeping the calls resumed so far for the next try.
+        for l in logs {
+            stop_log(l, false);
+        }
+        let mut back = vec![(name, resume)];
+        back.extend(saved);
+        for s in sources {
+            back.push((s.cfg.interface.clone(), stop_source(s)));
+        }
+        drop(writer);
+        if let Ok(mut store) = Store::open(&db) {
+            for (name, open) in back.iter().filter(|(_, o)| !o.is_empty()) {
+                let _ = store.save_open_dialogs(name, open, now_us());
+            }
+        }
+        return Err(e);
     }
     let mut daemon = Daemon {
         cfg,
@@ -592,6 +1138,7 @@ pub fn run(config_path: Option<PathBuf>, overrides: Overrides) -> Result<()> {
         overrides,
         db,
         sources,
+        logs,
         writer,
         pseudonyms,
         started: Instant::now(),
@@ -599,6 +1146,14 @@ pub fn run(config_path: Option<PathBuf>, overrides: Overrides) -> Result<()> {
     daemon.retention();
     for s in &daemon.sources {
         tracing::info!("capturing on {} ports {:?}", s.cfg.interface, s.cfg.ports);
+    }
+    for l in &daemon.logs {
+        tracing::info!(
+            "following {} as {} (looked at every {}ms)",
+            l.cfg.path.display(),
+            l.cfg.format,
+            LOG_POLL_EVERY.as_millis()
+        );
     }
     tracing::info!(
         "callmeta {} started: store {}, {resumed} open calls resumed from the last run",

@@ -1,47 +1,49 @@
 //! Where followed PBX logs were read up to (`log_checkpoints`, schema v2), written in the
-//! same transaction as the records those lines gave, so a restart neither loses nor
-//! duplicates a record (issue 5).
+//! same transaction as the records those lines gave (and the log's open calls, see
+//! `dialogs.rs`), so a restart neither loses nor duplicates a record (issue 5).
 //!
-//! The records go through the writer's own upsert ([`super::writer::write_batch`]), which
-//! opens its own transaction. To put the checkpoint in that transaction without a second
-//! copy of the upsert, the connection gets TEMP triggers (connection-local, never in the
-//! file) that copy a pending checkpoint from a TEMP table into `log_checkpoints` whenever
-//! a call or message row is inserted or updated: the checkpoint commits or rolls back with
-//! the records. When no row changed (a replay of records already stored) the checkpoint is
-//! then written on its own, which is safe because the records before it are stored.
+//! The transaction is the writer's ([`super::writer::write`]): records, checkpoints and
+//! open calls are one unit there, so nothing here opens a transaction of its own but
+//! [`Store::save_checkpoint`].
 
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension};
 
+use super::writer::LogProgress;
 use super::{Store, StoreError};
 use crate::call::Record;
 use crate::source::log::Checkpoint;
-
-const SETUP: &str = "
-CREATE TEMP TABLE IF NOT EXISTS pending_checkpoint (
-    source TEXT PRIMARY KEY,
-    device INTEGER NOT NULL,
-    inode INTEGER NOT NULL,
-    offset INTEGER NOT NULL,
-    last_line_hash TEXT NOT NULL,
-    updated_at_us INTEGER NOT NULL
-);
-CREATE TEMP TRIGGER IF NOT EXISTS checkpoint_on_call_insert AFTER INSERT ON main.calls
-BEGIN INSERT OR REPLACE INTO log_checkpoints SELECT * FROM temp.pending_checkpoint; END;
-CREATE TEMP TRIGGER IF NOT EXISTS checkpoint_on_call_update AFTER UPDATE ON main.calls
-BEGIN INSERT OR REPLACE INTO log_checkpoints SELECT * FROM temp.pending_checkpoint; END;
-CREATE TEMP TRIGGER IF NOT EXISTS checkpoint_on_message_insert AFTER INSERT ON main.messages
-BEGIN INSERT OR REPLACE INTO log_checkpoints SELECT * FROM temp.pending_checkpoint; END;
-CREATE TEMP TRIGGER IF NOT EXISTS checkpoint_on_message_update AFTER UPDATE ON main.messages
-BEGIN INSERT OR REPLACE INTO log_checkpoints SELECT * FROM temp.pending_checkpoint; END;
-";
 
 /// SQLite integers are signed: device and inode numbers are stored as their bit pattern.
 fn to_sql(n: u64) -> i64 {
     n as i64
 }
 
+/// Saves `checkpoint` for `source`, inside the caller's transaction.
+pub(super) fn upsert(
+    conn: &Connection,
+    source: &str,
+    checkpoint: &Checkpoint,
+    now_us: i64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO log_checkpoints
+         (source, device, inode, offset, last_line_hash, updated_at_us)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        source,
+        to_sql(checkpoint.device),
+        to_sql(checkpoint.inode),
+        to_sql(checkpoint.offset),
+        format!("{:016x}", checkpoint.last_line_hash),
+        now_us
+    ])?;
+    Ok(())
+}
+
 impl Store {
-    /// Upserts `records` and saves `checkpoint` for the log `source` in one transaction.
+    /// Upserts `records` and saves `checkpoint` for the log `source` in one transaction
+    /// (the log's saved open calls are left as they are).
     pub fn write_batch_with_checkpoint(
         &mut self,
         records: &[Record],
@@ -49,33 +51,15 @@ impl Store {
         checkpoint: &Checkpoint,
         now_us: i64,
     ) -> Result<(), StoreError> {
-        let write = |e| StoreError::Write {
-            path: self.path.clone(),
-            source: e,
-        };
-        self.conn.execute_batch(SETUP).map_err(write)?;
-        self.conn
-            .execute(
-                "INSERT OR REPLACE INTO temp.pending_checkpoint VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    source,
-                    to_sql(checkpoint.device),
-                    to_sql(checkpoint.inode),
-                    to_sql(checkpoint.offset),
-                    format!("{:016x}", checkpoint.last_line_hash),
-                    now_us
-                ],
-            )
-            .map_err(write)?;
-        let result = super::writer::write_batch(&mut self.conn, records);
-        // Always leave the pending row empty, even when the batch failed: a later batch
-        // of another source must not carry this checkpoint.
-        let cleared = self
-            .conn
-            .execute("DELETE FROM temp.pending_checkpoint", [])
-            .map(|_| ());
-        result.and(cleared).map_err(write)?;
-        self.save_checkpoint(source, checkpoint, now_us)
+        self.write(
+            records,
+            &[LogProgress {
+                source: source.to_string(),
+                checkpoint: *checkpoint,
+                open_dialogs: None,
+                at_us: now_us,
+            }],
+        )
     }
 
     /// Saves a checkpoint on its own (nothing new was stored since the last one).
@@ -85,25 +69,10 @@ impl Store {
         checkpoint: &Checkpoint,
         now_us: i64,
     ) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "INSERT OR REPLACE INTO log_checkpoints
-                 (source, device, inode, offset, last_line_hash, updated_at_us)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    source,
-                    to_sql(checkpoint.device),
-                    to_sql(checkpoint.inode),
-                    to_sql(checkpoint.offset),
-                    format!("{:016x}", checkpoint.last_line_hash),
-                    now_us
-                ],
-            )
-            .map(|_| ())
-            .map_err(|e| StoreError::Write {
-                path: self.path.clone(),
-                source: e,
-            })
+        upsert(&self.conn, source, checkpoint, now_us).map_err(|e| StoreError::Write {
+            path: self.path.clone(),
+            source: e,
+        })
     }
 
     /// The checkpoint saved for `source`, if any. A row that cannot be read back (a hash
@@ -181,7 +150,7 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_batch_leaves_the_previous_checkpoint() {
+    fn a_failed_batch_leaves_the_previous_checkpoint_and_open_calls() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(&dir.path().join("t.db")).unwrap();
         store.save_checkpoint("log", &cp(10), 1).unwrap();
@@ -197,10 +166,21 @@ mod tests {
             rec(call("good@x", 1, "1", "2")),
             rec(call("bad", 2, "1", "2")),
         ];
-        assert!(store
-            .write_batch_with_checkpoint(&records, "log", &cp(20), 2)
-            .is_err());
+        store
+            .save_open_dialogs("log", &[(b"k".to_vec(), "old".into())], 1)
+            .unwrap();
+        let progress = LogProgress {
+            source: "log".into(),
+            checkpoint: cp(20),
+            open_dialogs: Some(vec![(b"k".to_vec(), "new".into())]),
+            at_us: 2,
+        };
+        assert!(store.write(&records, &[progress]).is_err());
         assert_eq!(store.log_checkpoint("log").unwrap(), Some(cp(10)));
+        assert_eq!(
+            store.open_dialogs("log").unwrap(),
+            [(b"k".to_vec(), "old".to_string())]
+        );
         assert!(store.calls(&Default::default()).unwrap().is_empty());
     }
 }

@@ -1,16 +1,48 @@
-//! Open calls carried across a daemon restart (table `open_dialogs`, schema v2).
+//! Open calls carried across a daemon restart (table `open_dialogs`, schema v2, keyed by
+//! source since v3).
 //!
 //! The state is the tracker's own encoding, opaque here: the store only keeps it between
-//! a stop and the next start, and removes it as it hands it back.
+//! a stop and the next start. Two lifecycles share the table:
+//! - a capture source saves its open calls when it stops, and the next start takes them
+//!   out (read and delete) to resume them: a capture cannot be read again, so there is
+//!   nothing to keep consistent with;
+//! - a followed log replaces its rows with every checkpoint, in the checkpoint's
+//!   transaction (`writer::write`), and the next start only reads them: the rows and the
+//!   checkpoint must stay a pair until the next batch replaces both, or a kill -9 right
+//!   after the start would lose the calls whose INVITE lies before the checkpoint.
 
-use rusqlite::params;
+use rusqlite::{params, Connection};
 
 use super::{Store, StoreError};
 
+/// Replaces `source`'s rows with `dialogs` (key, state), inside the caller's transaction.
+pub(super) fn replace_source(
+    conn: &Connection,
+    source: &str,
+    dialogs: &[(Vec<u8>, String)],
+    now_us: i64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached("DELETE FROM open_dialogs WHERE source = ?1")?
+        .execute([source])?;
+    let mut insert = conn.prepare_cached(
+        "INSERT OR REPLACE INTO open_dialogs (source, dialog_key, state, saved_at_us)
+         VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for (key, state) in dialogs {
+        insert.execute(params![source, key, state, now_us])?;
+    }
+    Ok(())
+}
+
+/// One saved open call: the source that saw it, its key and its state.
+pub type SavedDialog = (String, Vec<u8>, String);
+
 impl Store {
-    /// Replaces the saved open dialogs with `dialogs` (key, state), in one transaction.
+    /// Replaces the open dialogs saved for `source` with `dialogs` (key, state), in one
+    /// transaction; other sources' rows stay.
     pub fn save_open_dialogs(
         &mut self,
+        source: &str,
         dialogs: &[(Vec<u8>, String)],
         now_us: i64,
     ) -> Result<(), StoreError> {
@@ -20,41 +52,64 @@ impl Store {
             source,
         };
         let tx = self.conn.transaction().map_err(write)?;
-        {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO open_dialogs (dialog_key, state, saved_at_us) VALUES (?1, ?2, ?3)",
-                )
-                .map_err(write)?;
-            for (key, state) in dialogs {
-                insert.execute(params![key, state, now_us]).map_err(write)?;
-            }
-        }
+        replace_source(&tx, source, dialogs, now_us).map_err(write)?;
         tx.commit().map_err(write)
     }
 
-    /// Takes the saved open dialogs out of the store (read and delete in one transaction).
-    pub fn take_open_dialogs(&mut self) -> Result<Vec<(Vec<u8>, String)>, StoreError> {
+    /// Takes the saved open dialogs of every source but `keep` out of the store (read and
+    /// delete in one transaction), oldest first.
+    pub fn take_open_dialogs(&mut self, keep: &[&str]) -> Result<Vec<SavedDialog>, StoreError> {
         let path = self.path.clone();
         let write = |source| StoreError::Write {
             path: path.clone(),
             source,
         };
         let tx = self.conn.transaction().map_err(write)?;
-        let dialogs = {
+        let mut taken = Vec::new();
+        {
             let mut select = tx
-                .prepare("SELECT dialog_key, state FROM open_dialogs ORDER BY saved_at_us, rowid")
+                .prepare(
+                    "SELECT source, dialog_key, state FROM open_dialogs
+                     ORDER BY saved_at_us, rowid",
+                )
                 .map_err(write)?;
             let rows = select
-                .query_map([], |row| {
-                    Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, String>(1)?))
-                })
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
                 .map_err(write)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(write)?
-        };
-        tx.execute("DELETE FROM open_dialogs", []).map_err(write)?;
+            let mut delete = tx
+                .prepare("DELETE FROM open_dialogs WHERE source = ?1 AND dialog_key = ?2")
+                .map_err(write)?;
+            for row in rows {
+                let (source, key, state): SavedDialog = row.map_err(write)?;
+                if keep.contains(&source.as_str()) {
+                    continue;
+                }
+                delete.execute(params![source, key]).map_err(write)?;
+                taken.push((source, key, state));
+            }
+        }
         tx.commit().map_err(write)?;
-        Ok(dialogs)
+        Ok(taken)
+    }
+
+    /// The open dialogs saved for `source`, left in place (a followed log's, which its
+    /// next checkpoint replaces).
+    pub fn open_dialogs(&self, source: &str) -> Result<Vec<(Vec<u8>, String)>, StoreError> {
+        let query = |e| StoreError::Query {
+            path: self.path.clone(),
+            source: e,
+        };
+        let mut select = self
+            .conn
+            .prepare(
+                "SELECT dialog_key, state FROM open_dialogs WHERE source = ?1
+                 ORDER BY saved_at_us, rowid",
+            )
+            .map_err(query)?;
+        let rows = select
+            .query_map([source], |row| Ok((row.get(0)?, row.get(1)?)))
+            .map_err(query)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(query)
     }
 }
 
@@ -62,16 +117,69 @@ impl Store {
 mod tests {
     use super::*;
 
+    fn saved(tag: &str) -> Vec<(Vec<u8>, String)> {
+        vec![(format!("call\0{tag}").into_bytes(), "{\"x\":1}".to_string())]
+    }
+
     #[test]
     fn saved_open_dialogs_come_back_once_and_are_then_gone() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("t.db");
         let mut store = Store::open(&path).expect("open");
-        let saved = vec![(b"call\0tag".to_vec(), "{\"x\":1}".to_string())];
-        store.save_open_dialogs(&saved, 1).expect("save");
+        store.save_open_dialogs("lo", &saved("a"), 1).expect("save");
         drop(store);
         let mut store = Store::open(&path).expect("reopen");
-        assert_eq!(store.take_open_dialogs().expect("take"), saved);
-        assert!(store.take_open_dialogs().expect("take again").is_empty());
+        let (key, state) = saved("a").remove(0);
+        assert_eq!(
+            store.take_open_dialogs(&[]).expect("take"),
+            vec![("lo".to_string(), key, state)]
+        );
+        assert!(store.take_open_dialogs(&[]).expect("take again").is_empty());
+    }
+
+    #[test]
+    fn a_source_replaces_only_its_own_rows_and_kept_sources_are_not_taken() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(&dir.path().join("t.db")).expect("open");
+        store.save_open_dialogs("lo", &saved("a"), 1).expect("save");
+        store
+            .save_open_dialogs("/log", &saved("a"), 1)
+            .expect("save");
+        store
+            .save_open_dialogs("/log", &saved("b"), 2)
+            .expect("save");
+        assert_eq!(store.open_dialogs("/log").expect("read"), saved("b"));
+        let taken = store.take_open_dialogs(&["/log"]).expect("take");
+        assert_eq!(taken.len(), 1);
+        assert_eq!(taken[0].0, "lo");
+        // Read, not taken: still there for the next start.
+        assert_eq!(store.open_dialogs("/log").expect("read"), saved("b"));
+    }
+
+    #[test]
+    fn version_2_rows_take_their_source_from_the_state_when_migrated() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        {
+            let mut conn = Connection::open(&path).expect("open");
+            let tx = conn.transaction().expect("tx");
+            for step in [
+                super::super::schema::V1_FOR_TESTS,
+                super::super::schema::V2_FOR_TESTS,
+            ] {
+                tx.execute_batch(step).expect("old schema");
+            }
+            tx.execute_batch(
+                "INSERT INTO open_dialogs VALUES (x'01', '{\"source\":\"eth0\"}', 5);
+                 INSERT INTO open_dialogs VALUES (x'02', 'not json', 6);
+                 PRAGMA user_version = 2; PRAGMA application_id = 1129137492;",
+            )
+            .expect("rows");
+            tx.commit().expect("commit");
+        }
+        let mut store = Store::open(&path).expect("migrate");
+        let taken = store.take_open_dialogs(&[]).expect("take");
+        let sources: Vec<&str> = taken.iter().map(|t| t.0.as_str()).collect();
+        assert_eq!(sources, ["eth0", ""]);
     }
 }

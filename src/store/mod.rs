@@ -30,11 +30,12 @@ pub mod retention;
 mod schema;
 mod writer;
 
+pub use dialogs::SavedDialog;
 pub use export::Format;
 pub use privacy::{AuditEntry, Erasure, ForgetOutcome, Request, Subject, SubjectRecords};
 pub use retention::{RetentionOutcome, RetentionPolicy};
 pub use schema::SCHEMA_VERSION;
-pub use writer::{Retry, Writer, WriterConfig, WriterStats};
+pub use writer::{Batch, LogProgress, Retry, TrySendError, Writer, WriterConfig, WriterStats};
 
 /// Permissions of a newly created store: the owner (the daemon) writes, its group (billing
 /// readers) reads, nobody else sees call metadata.
@@ -413,6 +414,17 @@ impl Store {
     /// see docs/schema.md, "Upsert".
     /// With a pseudonymiser set, its fields are replaced before anything is written.
     pub fn write_batch(&mut self, records: &[Record]) -> Result<(), StoreError> {
+        self.write(records, &[])
+    }
+
+    /// Like [`Store::write_batch`], with followed logs' checkpoints and open calls in the
+    /// same transaction: the records, the checkpoints and the open calls are all stored,
+    /// or none of them.
+    pub fn write(
+        &mut self,
+        records: &[Record],
+        progress: &[LogProgress],
+    ) -> Result<(), StoreError> {
         let pseudonymised: Vec<Record>;
         let records = match &self.pseudonymiser {
             Some(p) => {
@@ -428,7 +440,7 @@ impl Store {
             }
             None => records,
         };
-        writer::write_batch(&mut self.conn, records).map_err(|source| StoreError::Write {
+        writer::write(&mut self.conn, records, progress).map_err(|source| StoreError::Write {
             path: self.path.clone(),
             source,
         })

@@ -186,7 +186,37 @@ CREATE TABLE open_dialogs (
 );
 ";
 
-const MIGRATIONS: &[&str] = &[V1, V2];
+/// Version 3: `open_dialogs` says which source each open call belongs to.
+///
+/// A followed log saves its open calls with every checkpoint (issue 5), replacing only
+/// its own rows, and two sources may see the same Call-ID and From-tag (a capture and
+/// the PBX's log of the same call): so the key becomes (source, dialog_key). SQLite cannot
+/// change a primary key in place, hence the copy. Rows saved by version 2 take the source
+/// the tracker wrote into their state (`json_valid` first: `json_extract` fails the whole
+/// statement on one malformed row).
+const V3: &str = "
+CREATE TABLE open_dialogs_v3 (
+    source TEXT NOT NULL,
+    dialog_key BLOB NOT NULL,
+    state TEXT NOT NULL,
+    saved_at_us INTEGER NOT NULL,
+    PRIMARY KEY (source, dialog_key)
+);
+INSERT OR REPLACE INTO open_dialogs_v3 (source, dialog_key, state, saved_at_us)
+SELECT coalesce(CASE WHEN json_valid(state) THEN json_extract(state, '$.source') END, ''),
+       dialog_key, state, saved_at_us
+FROM open_dialogs;
+DROP TABLE open_dialogs;
+ALTER TABLE open_dialogs_v3 RENAME TO open_dialogs;
+";
+
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
+
+/// The released steps, for tests that build an older store and migrate it.
+#[cfg(test)]
+pub(super) const V1_FOR_TESTS: &str = V1;
+#[cfg(test)]
+pub(super) const V2_FOR_TESTS: &str = V2;
 
 /// The schema version this build writes and reads.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

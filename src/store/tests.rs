@@ -41,7 +41,7 @@ fn open_creates_schema_with_version_and_pragmas() {
         pragma_text(&store, "user_version"),
         SCHEMA_VERSION.to_string()
     );
-    assert_eq!(SCHEMA_VERSION, 2);
+    assert_eq!(SCHEMA_VERSION, 3);
     assert_eq!(pragma_text(&store, "journal_mode"), "wal");
     assert_eq!(pragma_text(&store, "synchronous"), "1"); // NORMAL
     assert_eq!(pragma_text(&store, "secure_delete"), "1");
