@@ -517,7 +517,8 @@ impl LogPipeline {
                 && (self.last_sent.elapsed() >= self.flush_every
                     || self.pending.len() >= self.batch_size)
             {
-                self.send(false);
+                let open = self.tracker.snapshot();
+                self.send_with(Some(open), false);
             }
             // A backlog is read on at once; a caught-up log is looked at again later.
             if read < LOG_POLL_BYTES {
@@ -612,6 +613,13 @@ impl LogPipeline {
             }
         }
         self.take_out();
+        if progress.rotations > 0 {
+            tracing::info!(
+                "log {}: rotated ({} so far); the new file is read from its start",
+                self.name,
+                self.follower.rotations
+            );
+        }
         let stats = &self.sink.stats;
         stats.bytes.fetch_add(progress.bytes, Relaxed);
         stats
@@ -631,13 +639,10 @@ impl LogPipeline {
         }
     }
 
-    /// Hands the pending records to the writer with the checkpoint and a snapshot of the
-    /// open calls; on a writer that cannot take them they stay pending.
-    fn send(&mut self, stopping: bool) {
-        let open = self.tracker.snapshot();
-        self.send_with(Some(open), stopping);
-    }
-
+    /// Hands the pending records to the writer with the checkpoint and `open`, the open
+    /// calls at it. While the writer's queue is full the thread waits (the log is the
+    /// buffer); a batch the writer cannot take stays pending, and its checkpoint unsaved.
+    /// `stopping`: the last batch, given up after [`LOG_STOP_WAIT`].
     fn send_with(&mut self, open: Option<Vec<(Vec<u8>, String)>>, stopping: bool) {
         let checkpoint = self.follower.checkpoint();
         let mut batch = Batch {

@@ -1,0 +1,410 @@
+//! `callmeta run` following a PBX trace log for real (issue 5): the daemon process reads an
+//! Asterisk chan_pjsip `full` log while this test writes it, in chunks that split lines,
+//! rotates it, kills and restarts the daemon; the store must then hold exactly what
+//! `callmeta ingest` of the whole log gives, and every call must be logged once.
+//!
+//! The log is the SIPp calls of tests/data/sipp written by `data/logs/generate.rs` as the
+//! callee's PBX logs them, shifted to end about now (a live log; retention keeps them).
+//! No root, capture or tool is needed: nothing is skipped.
+
+#[path = "data/logs/generate.rs"]
+mod generate;
+#[path = "common/live.rs"]
+mod live;
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use callmeta::call::{CallRecord, MessageRecord};
+use callmeta::net::{Decoder, LinkType};
+use callmeta::source::log::time::host_time_zone;
+use callmeta::source::CaptureFile;
+use callmeta::store::{Query, Store};
+use generate::{DateFormat, Packet};
+use live::{signal, wait_until, Daemon, Notify, BIN};
+
+/// The calls in the order the log gives them. `answered_caller_bye` is the call a stop
+/// falls into (between its ACK and its BYE); the MESSAGE comes first so that its
+/// transaction (32 s) is over before any stop.
+const CALLS: &[&str] = &[
+    "messages",
+    "busy",
+    "cancelled",
+    "answered_caller_bye",
+    "not_found",
+    "auth_challenge",
+    "reinvite",
+    "answered_callee_bye",
+];
+/// Text messages in [`CALLS`] (the `messages` capture has two).
+const MESSAGES: usize = 2;
+const SPANNING: &str = "answered_caller_bye";
+const SPANNING_ID: &str = "answered-caller-bye-1@pbx.example.com";
+
+/// Long enough for any wait below (records settle 5 s after their last message).
+const WAIT: Duration = Duration::from_secs(40);
+
+fn packets(name: &str) -> Vec<Packet> {
+    let path = format!("{}/tests/data/sipp/{name}.pcap", env!("CARGO_MANIFEST_DIR"));
+    let mut cap = CaptureFile::open(Path::new(&path)).expect("open capture");
+    let link = LinkType::from_dlt(cap.dlt()).expect("supported link type");
+    let mut decoder = Decoder::new();
+    let mut out = Vec::new();
+    while let Some(frame) = cap.next_frame().expect("read capture") {
+        let data = frame.data.to_vec();
+        decoder.decode(link, frame.ts_us, &data, |dg| {
+            out.push(Packet {
+                ts_us: dg.ts_us,
+                src: dg.src,
+                dst: dg.dst,
+                payload: dg.payload.to_vec(),
+            })
+        });
+    }
+    out
+}
+
+fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+/// The whole log, and where the spanning call's BYE record starts in it.
+struct Log {
+    text: String,
+    bye_at: usize,
+}
+
+/// The calls of [`CALLS`] as one pjsip `full` log in the host's zone (the zone both the
+/// daemon and `ingest` read it in). 6 s between calls, longer than the 5 s settle, so
+/// earlier calls are written while later ones go on; 40 s after the MESSAGE.
+fn pbx_log() -> Log {
+    let calls: Vec<Vec<Packet>> = CALLS.iter().map(|c| packets(c)).collect();
+    let span = |p: &[Packet]| p[p.len() - 1].ts_us - p[0].ts_us;
+    let gap = |i: usize| if i == 0 { 40_000_000 } else { 6_000_000 };
+    let total: i64 = calls
+        .iter()
+        .enumerate()
+        .map(|(i, p)| span(p) + gap(i))
+        .sum();
+    let mut at = now_us() - total;
+    let tz = host_time_zone();
+    let (mut text, mut bye_at) = (String::new(), 0);
+    for (i, (name, mut p)) in CALLS.iter().zip(calls).enumerate() {
+        let shift = at - p[0].ts_us;
+        at += span(&p) + gap(i);
+        for q in &mut p {
+            q.ts_us += shift;
+        }
+        let local = p[0].dst;
+        let part = generate::pjsip_file(&p, local, DateFormat::IsoMicros, &tz);
+        if *name == SPANNING {
+            let bye = part.find("\nBYE sip:").expect("the call ends with a BYE");
+            let record = part[..bye].rfind("\n[").expect("a record header") + 1;
+            bye_at = text.len() + record;
+        }
+        text.push_str(&part);
+    }
+    Log { text, bye_at }
+}
+
+/// Start offsets of the log's records (`[date] ...` lines), to cut it between records.
+fn record_starts(text: &str) -> Vec<usize> {
+    let mut at = vec![0];
+    at.extend(text.match_indices("\n[").map(|(i, _)| i + 1));
+    at
+}
+
+/// One test's place: a directory, the notify socket, the store, the followed log.
+struct Site {
+    dir: tempfile::TempDir,
+    notify: Notify,
+    db: PathBuf,
+    log: PathBuf,
+    config: PathBuf,
+}
+
+impl Site {
+    fn new() -> Site {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let notify = Notify::bind(dir.path());
+        let db = dir.path().join("callmeta.db");
+        let log = dir.path().join("full");
+        let config = dir.path().join("callmeta.toml");
+        // Logs only: no capture, so no root needed. Batches every 200 ms.
+        std::fs::write(
+            &config,
+            format!(
+                "[source]\ncapture = []\n\n[[source.log]]\npath = \"{}\"\nformat = \"asterisk-pjsip\"\n\n\
+                 [store]\npath = \"{}\"\nflush_interval = \"200ms\"\n\n[logging]\ndestination = \"stdout\"\n",
+                log.display(),
+                db.display()
+            ),
+        )
+        .expect("write config");
+        File::create(&log).expect("create the log");
+        Site {
+            dir,
+            notify,
+            db,
+            log,
+            config,
+        }
+    }
+
+    fn start(&self) -> Daemon {
+        let config = self.config.to_string_lossy();
+        Daemon::start(self.dir.path(), &self.notify, &["-c", &config], &[])
+    }
+
+    /// Appends `text` to the log in pieces of 1 to 997 bytes (lines split anywhere), a
+    /// few milliseconds apart, as a PBX flushing its buffer would.
+    fn write(&self, text: &str) {
+        let mut file = File::options()
+            .append(true)
+            .open(&self.log)
+            .expect("open the log");
+        let bytes = text.as_bytes();
+        let (mut at, mut seed) = (0, 0x9e37_79b9_7f4a_7c15u64);
+        while at < bytes.len() {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let n = (1 + (seed % 997) as usize).min(bytes.len() - at);
+            file.write_all(&bytes[at..at + n]).expect("write the log");
+            at += n;
+            std::thread::sleep(Duration::from_millis(3));
+        }
+    }
+
+    fn store(&self) -> Option<Store> {
+        Store::open_read_only(&self.db).ok()
+    }
+
+    fn calls(&self) -> Vec<CallRecord> {
+        self.store()
+            .and_then(|s| s.calls(&Query::default()).ok())
+            .unwrap_or_default()
+    }
+
+    fn messages(&self) -> Vec<MessageRecord> {
+        self.store()
+            .and_then(|s| s.messages(&Query::default()).ok())
+            .unwrap_or_default()
+    }
+
+    /// The offset of the saved checkpoint.
+    fn checkpoint(&self) -> Option<u64> {
+        let name = self.log.display().to_string();
+        self.store()?.log_checkpoint(&name).ok()?.map(|c| c.offset)
+    }
+
+    /// Waits until the daemon has stored its checkpoint at the end of the log.
+    fn wait_read_to_end(&self) {
+        let len = std::fs::metadata(&self.log).expect("the log").len();
+        wait_until(
+            &format!("the checkpoint at the log's end ({len})"),
+            WAIT,
+            || self.checkpoint() == Some(len),
+        );
+    }
+
+    fn wait_records(&self, calls: usize, messages: usize) {
+        wait_until(
+            &format!("{calls} calls and {messages} messages in the store"),
+            WAIT,
+            || self.calls().len() >= calls && self.messages().len() >= messages,
+        );
+    }
+}
+
+/// `callmeta ingest` of `text` as one file: the records the daemon must give.
+fn ingest(dir: &Path, text: &str) -> (Vec<CallRecord>, Vec<MessageRecord>) {
+    let log = dir.join("whole.log");
+    let db = dir.join("reference.db");
+    std::fs::write(&log, text).expect("write the whole log");
+    let out = Command::new(BIN)
+        .arg("ingest")
+        .arg("--db")
+        .arg(&db)
+        .args(["--format", "asterisk-pjsip"])
+        .arg(&log)
+        .output()
+        .expect("run callmeta ingest");
+    assert!(
+        out.status.success(),
+        "ingest: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let store = Store::open_read_only(&db).expect("reference store");
+    (
+        store.calls(&Query::default()).expect("calls"),
+        store.messages(&Query::default()).expect("messages"),
+    )
+}
+
+/// The daemon's store equals the reference, every field (the source names each file).
+fn assert_same_records(site: &Site, text: &str) {
+    let (want_calls, want_messages) = ingest(site.dir.path(), text);
+    assert_eq!(want_calls.len(), CALLS.len() - 1, "{want_calls:#?}");
+    assert_eq!(want_messages.len(), MESSAGES);
+    let source = site.log.display().to_string();
+    let calls = site.calls();
+    assert_eq!(calls.len(), want_calls.len(), "{calls:#?}");
+    for (got, want) in calls.iter().zip(&want_calls) {
+        assert_eq!(got.source, source);
+        let got = CallRecord {
+            source: want.source.clone(),
+            ..got.clone()
+        };
+        assert_eq!(&got, want, "the daemon's record differs from ingest's");
+    }
+    let messages = site.messages();
+    assert_eq!(messages.len(), want_messages.len(), "{messages:#?}");
+    for (got, want) in messages.iter().zip(&want_messages) {
+        assert_eq!(got.source, source);
+        let got = MessageRecord {
+            source: want.source.clone(),
+            ..got.clone()
+        };
+        assert_eq!(&got, want, "the daemon's message differs from ingest's");
+    }
+}
+
+/// Each record was produced once over all the daemon's runs: one `call`/`message` line
+/// per Call-ID in their logs together.
+fn assert_logged_once(logs: &[&str], records: &[&str]) {
+    for id in records {
+        let needle = format!(" id={id}");
+        let n: usize = logs
+            .iter()
+            .map(|l| l.lines().filter(|l| l.contains(&needle)).count())
+            .sum();
+        assert_eq!(n, 1, "{id} logged {n} times:\n{}", logs.join("\n----\n"));
+    }
+}
+
+fn all_ids(site: &Site) -> Vec<String> {
+    let mut ids: Vec<String> = site.calls().into_iter().map(|c| c.call_id).collect();
+    ids.extend(site.messages().into_iter().map(|m| m.call_id));
+    ids
+}
+
+#[test]
+fn a_log_written_while_the_daemon_follows_it_gives_the_records_of_ingest() {
+    let site = Site::new();
+    let log = pbx_log();
+    let daemon = site.start();
+    daemon.wait_log("following ");
+    site.write(&log.text);
+    // Written while running, not at the stop: the last call settles 5 s after its BYE.
+    site.wait_records(CALLS.len() - 1, MESSAGES);
+    let (status, out) = daemon.stop();
+    assert!(status.success(), "{out}");
+    assert_same_records(&site, &log.text);
+    let ids = all_ids(&site);
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    assert_logged_once(&[&out], &ids);
+}
+
+#[test]
+fn rotation_by_rename_and_by_copytruncate_while_followed_loses_and_repeats_nothing() {
+    let site = Site::new();
+    let log = pbx_log();
+    let starts = record_starts(&log.text);
+    let (a, b) = (starts[starts.len() / 3], starts[2 * starts.len() / 3]);
+    let daemon = site.start();
+    daemon.wait_log("following ");
+    site.write(&log.text[..a]);
+    // Rename (Asterisk `logger rotate`, logrotate `create`) at once: what the daemon has
+    // not read yet is drained from the renamed file.
+    std::fs::rename(&site.log, site.dir.path().join("full.1")).expect("rename");
+    File::create(&site.log).expect("the new log");
+    site.write(&log.text[a..b]);
+    // copytruncate: logrotate copies, then truncates the file in place. Lines written
+    // between the copy and the truncation are lost to every reader; wait until the daemon
+    // has read everything, as the rotation's timing would have to be lucky otherwise.
+    site.wait_read_to_end();
+    std::fs::copy(&site.log, site.dir.path().join("full.2")).expect("copy");
+    File::options()
+        .write(true)
+        .open(&site.log)
+        .and_then(|f| f.set_len(0))
+        .expect("truncate");
+    // The truncation is noticed by the size shrinking: wait for it before the log grows
+    // past the old size again.
+    wait_until("both rotations noticed", WAIT, || {
+        daemon.log().matches(": rotated").count() >= 2
+    });
+    site.write(&log.text[b..]);
+    site.wait_records(CALLS.len() - 1, MESSAGES);
+    let (status, out) = daemon.stop();
+    assert!(status.success(), "{out}");
+    assert_same_records(&site, &log.text);
+    let ids = all_ids(&site);
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    assert_logged_once(&[&out], &ids);
+}
+
+/// Writes the log up to the spanning call's BYE and waits until the daemon has stored
+/// everything before it: the calls finished by then, and the checkpoint at the end.
+fn run_to_the_middle_of_a_call(site: &Site, log: &Log) -> Daemon {
+    let daemon = site.start();
+    daemon.wait_log("following ");
+    site.write(&log.text[..log.bye_at]);
+    // The MESSAGE, busy and cancelled are over by the spanning call's ACK (and settled
+    // on the log's clock); the spanning call is open.
+    site.wait_records(2, MESSAGES);
+    site.wait_read_to_end();
+    daemon
+}
+
+/// After the restart: the rest of the log, then every record as `ingest` gives it, each
+/// produced by one run only, the spanning call one record (answered before the stop,
+/// ended after it).
+fn finish_after_restart(site: &Site, log: &Log, first: &str) {
+    let second = site.start();
+    second.wait_log("1 open calls resumed");
+    site.write(&log.text[log.bye_at..]);
+    site.wait_records(CALLS.len() - 1, MESSAGES);
+    let (status, out) = second.stop();
+    assert!(status.success(), "{out}");
+    assert_same_records(site, &log.text);
+    let spanning = site
+        .calls()
+        .into_iter()
+        .find(|c| c.call_id == SPANNING_ID)
+        .expect("the spanning call");
+    assert!(spanning.answered_at.is_some_and(|t| t < spanning.ended_at));
+    let ids = all_ids(site);
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    assert_logged_once(&[first, &out], &ids);
+}
+
+#[test]
+fn kill_9_between_an_invite_and_its_bye_then_restart_gives_each_call_once() {
+    let site = Site::new();
+    let log = pbx_log();
+    let mut first = run_to_the_middle_of_a_call(&site, &log);
+    signal(first.child.id(), "KILL");
+    let status = first.child.wait().expect("wait for the killed daemon");
+    assert!(!status.success());
+    let out = first.log();
+    assert!(!out.contains("stopped"), "killed, not stopped:\n{out}");
+    finish_after_restart(&site, &log, &out);
+}
+
+#[test]
+fn sigterm_between_an_invite_and_its_bye_then_restart_gives_each_call_once() {
+    let site = Site::new();
+    let log = pbx_log();
+    let first = run_to_the_middle_of_a_call(&site, &log);
+    let (status, out) = first.stop();
+    assert!(status.success(), "{out}");
+    assert!(out.contains("1 open calls saved"), "{out}");
+    finish_after_restart(&site, &log, &out);
+}
