@@ -533,8 +533,7 @@ impl LogPipeline {
         };
         self.take_out();
         let saved = open.len();
-        self.send_with(Some(open), true);
-        if !finish {
+        if self.send_with(Some(open), true) && !finish {
             tracing::info!("log {}: stopped, {saved} open calls saved", self.name);
         }
     }
@@ -642,8 +641,9 @@ impl LogPipeline {
     /// Hands the pending records to the writer with the checkpoint and `open`, the open
     /// calls at it. While the writer's queue is full the thread waits (the log is the
     /// buffer); a batch the writer cannot take stays pending, and its checkpoint unsaved.
-    /// `stopping`: the last batch, given up after [`LOG_STOP_WAIT`].
-    fn send_with(&mut self, open: Option<Vec<(Vec<u8>, String)>>, stopping: bool) {
+    /// `stopping`: the last batch, given up after [`LOG_STOP_WAIT`]. Returns whether the
+    /// writer took it.
+    fn send_with(&mut self, open: Option<Vec<OpenDialog>>, stopping: bool) -> bool {
         let checkpoint = self.follower.checkpoint();
         let mut batch = Batch {
             records: std::mem::take(&mut self.pending),
@@ -660,7 +660,7 @@ impl LogPipeline {
                 Ok(()) => {
                     self.sent = Some(checkpoint);
                     self.last_sent = Instant::now();
-                    return;
+                    return true;
                 }
                 Err(TrySendError::Full(b)) => {
                     // The log is the buffer: wait for the store rather than read on, but
@@ -681,7 +681,7 @@ impl LogPipeline {
                             );
                         }
                         self.pending = b.records;
-                        return;
+                        return false;
                     }
                     batch = b;
                     self.sink.stats.heartbeat_us.store(now_us(), Relaxed);
@@ -694,7 +694,7 @@ impl LogPipeline {
                         b.records.len()
                     );
                     self.pending = b.records;
-                    return;
+                    return false;
                 }
             }
         }

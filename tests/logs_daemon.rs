@@ -135,25 +135,33 @@ impl Site {
         let db = dir.path().join("callmeta.db");
         let log = dir.path().join("full");
         let config = dir.path().join("callmeta.toml");
-        // Logs only: no capture, so no root needed. Batches every 200 ms.
-        std::fs::write(
-            &config,
-            format!(
-                "[source]\ncapture = []\n\n[[source.log]]\npath = \"{}\"\nformat = \"asterisk-pjsip\"\n\n\
-                 [store]\npath = \"{}\"\nflush_interval = \"200ms\"\n\n[logging]\ndestination = \"stdout\"\n",
-                log.display(),
-                db.display()
-            ),
-        )
-        .expect("write config");
         File::create(&log).expect("create the log");
-        Site {
+        let site = Site {
             dir,
             notify,
             db,
             log,
             config,
+        };
+        site.configure(&[&site.log]);
+        site
+    }
+
+    /// Writes the config: follow `logs` (as pjsip), no capture, so no root needed;
+    /// batches every 200 ms.
+    fn configure(&self, logs: &[&Path]) {
+        let mut text = String::from("[source]\ncapture = []\n\n");
+        for log in logs {
+            text.push_str(&format!(
+                "[[source.log]]\npath = \"{}\"\nformat = \"asterisk-pjsip\"\n\n",
+                log.display()
+            ));
         }
+        text.push_str(&format!(
+            "[store]\npath = \"{}\"\nflush_interval = \"200ms\"\n\n[logging]\ndestination = \"stdout\"\n",
+            self.db.display()
+        ));
+        std::fs::write(&self.config, text).expect("write config");
     }
 
     fn start(&self) -> Daemon {
@@ -407,4 +415,49 @@ fn sigterm_between_an_invite_and_its_bye_then_restart_gives_each_call_once() {
     assert!(status.success(), "{out}");
     assert!(out.contains("1 open calls saved"), "{out}");
     finish_after_restart(&site, &log, &out);
+}
+
+#[test]
+fn sighup_stops_a_removed_log_writing_its_open_call_and_follows_an_added_one() {
+    let site = Site::new();
+    let log = pbx_log();
+    let daemon = site.start();
+    daemon.wait_log("following ");
+    site.write(&log.text[..log.bye_at]);
+    site.wait_records(2, MESSAGES);
+    site.wait_read_to_end();
+    // The rest of the calls go to another file; the first is no longer followed.
+    let other = site.dir.path().join("other");
+    std::fs::write(&other, &log.text[log.bye_at..]).expect("write the other log");
+    site.configure(&[&other]);
+    signal(daemon.child.id(), "HUP");
+    daemon.wait_log(&format!("reload: stopped following {}", site.log.display()));
+    daemon.wait_log(&format!("reload: following {}", other.display()));
+    site.wait_records(CALLS.len() - 1, MESSAGES);
+    let (status, out) = daemon.stop();
+    assert!(status.success(), "{out}");
+    let calls = site.calls();
+    let spanning = calls
+        .iter()
+        .find(|c| c.call_id == SPANNING_ID && c.source == site.log.display().to_string())
+        .expect("the open call of the removed log, written as it stood");
+    assert_eq!(
+        (
+            spanning.ended_by.as_str(),
+            spanning.timeout_reason.map(|t| t.as_str())
+        ),
+        ("timeout", Some("capture_end"))
+    );
+    assert!(spanning.answered_at.is_some());
+    // Its BYE, read from the added log, finds no call: no second record for it.
+    assert_eq!(
+        calls.iter().filter(|c| c.call_id == SPANNING_ID).count(),
+        1,
+        "{calls:#?}"
+    );
+    let from_other = calls
+        .iter()
+        .filter(|c| c.source == other.display().to_string())
+        .count();
+    assert_eq!(from_other, CALLS.len() - 4, "{calls:#?}");
 }
