@@ -34,7 +34,7 @@ pub enum ConfigError {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub source: Sources,
@@ -42,18 +42,6 @@ pub struct Config {
     pub calls: CallsSection,
     pub retention: RetentionSection,
     pub logging: LoggingSection,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            source: Sources::default(),
-            store: StoreSection::default(),
-            calls: CallsSection::default(),
-            retention: RetentionSection::default(),
-            logging: LoggingSection::default(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

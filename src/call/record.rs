@@ -23,7 +23,7 @@ pub enum EndedBy {
     Timeout,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum TimeoutReason {
     NoResponse,
     RingTimeout,
@@ -33,7 +33,7 @@ pub enum TimeoutReason {
     Evicted,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Side {
     Caller,
     Callee,

@@ -73,7 +73,7 @@ pub struct TrackerStats {
     pub evicted: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum State {
     /// INVITE sent, no final response on any hop.
     Proceeding,
@@ -85,12 +85,16 @@ enum State {
     Ended,
 }
 
-#[derive(Debug)]
+/// One open dialog. Serialised (JSON) only to carry open calls across a daemon restart.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct Dialog {
     order: (i64, u64),
     state: State,
     source: Arc<str>,
     invite_cseq: u32,
+    /// CSeq of the attempt's first initial INVITE: a 2xx to any initial INVITE from
+    /// this one to `invite_cseq` answers the call (some UAs send several at once).
+    first_invite_cseq: u32,
     invite_branch: Option<Box<[u8]>>,
     caller_tag: Box<[u8]>,
     /// (src, dst) of the first sighting of the initial INVITE: the caller's hop.
@@ -285,6 +289,61 @@ impl Tracker {
         }
     }
 
+    /// For a daemon that stops: writes the finished calls to `out` and takes the open
+    /// ones out as (key, state) pairs for the store, so the next start can resume them
+    /// with [`Tracker::resume`] and a call spanning the restart stays one record.
+    /// MESSAGE transactions are written as they are (they live 32 s at most).
+    pub fn suspend(&mut self, out: &mut Vec<Record>) -> Vec<(Vec<u8>, String)> {
+        let keys: Vec<Box<[u8]>> = self.dialogs.keys().cloned().collect();
+        let mut open = Vec::new();
+        for key in keys {
+            let ended = self
+                .dialogs
+                .get(&key)
+                .is_some_and(|d| d.state == State::Ended);
+            if ended {
+                self.emit_dialog(&key, out);
+                continue;
+            }
+            let Some(d) = self.dialogs.remove(&key) else {
+                continue;
+            };
+            self.order.remove(&d.order);
+            match serde_json::to_string(&d) {
+                Ok(state) => open.push((key.to_vec(), state)),
+                // Cannot happen for this plain struct; never lose the call if it does.
+                Err(_) => {
+                    self.dialogs.insert(key.clone(), d);
+                    self.emit_dialog(&key, out);
+                }
+            }
+        }
+        let keys: Vec<Box<[u8]>> = self.texts.keys().cloned().collect();
+        for key in keys {
+            self.emit_text(&key, out);
+        }
+        open
+    }
+
+    /// Takes back dialogs from [`Tracker::suspend`]. Returns how many states could not be
+    /// decoded (from another callmeta version), which are dropped and should be logged.
+    pub fn resume(&mut self, dialogs: impl IntoIterator<Item = (Vec<u8>, String)>) -> usize {
+        let mut bad = 0;
+        for (key, state) in dialogs {
+            match serde_json::from_str::<Dialog>(&state) {
+                Ok(mut d) => {
+                    self.seq = self.seq.max(d.order.1) + 1;
+                    d.order.1 = self.seq;
+                    let key: Box<[u8]> = key.into();
+                    self.order.insert(d.order, key.clone());
+                    self.dialogs.insert(key, d);
+                }
+                Err(_) => bad += 1,
+            }
+        }
+        bad
+    }
+
     fn initial_invite(&mut self, meta: &Meta<'_>, msg: &SipMessage<'_>, out: &mut Vec<Record>) {
         let Some(tag) = msg.from.tag else {
             // Without a From-tag (RFC 2543 peers) the Call-ID alone keys the dialog.
@@ -353,6 +412,7 @@ impl Tracker {
             state: State::Proceeding,
             source: meta.source.clone(),
             invite_cseq: msg.cseq.seq,
+            first_invite_cseq: msg.cseq.seq,
             invite_branch: branch.map(Into::into),
             caller_tag: tag.into(),
             caller_hop: (meta.src, meta.dst),
@@ -414,7 +474,12 @@ impl Tracker {
         }
         match msg.start {
             StartLine::Response { code, .. } => {
-                if msg.cseq.method == Method::Invite && msg.cseq.seq == d.invite_cseq {
+                let initial = msg.cseq.method == Method::Invite
+                    && (msg.cseq.seq == d.invite_cseq
+                        || ((200..300).contains(&code)
+                            && (d.first_invite_cseq..d.invite_cseq).contains(&msg.cseq.seq)
+                            && d.answered_at.is_none()));
+                if initial {
                     Self::invite_response(d, meta, msg, code);
                 } else if (200..300).contains(&code)
                     && matches!(msg.cseq.method, Method::Invite | Method::Update)
@@ -432,24 +497,24 @@ impl Tracker {
                 }
             }
             StartLine::Request { method, .. } => match method {
-                Method::Bye => {
-                    if d.bye.is_none() && d.state != State::Ended {
-                        let side = if from_caller {
-                            Side::Caller
-                        } else {
-                            Side::Callee
-                        };
-                        d.bye = Some((ts, side));
-                        d.reason_cause = d.reason_cause.or(msg.reason_cause);
-                        d.ended_at = Some(ts);
-                        d.state = State::Ended;
-                    }
+                Method::Bye if d.bye.is_none() && d.state != State::Ended => {
+                    let side = if from_caller {
+                        Side::Caller
+                    } else {
+                        Side::Callee
+                    };
+                    d.bye = Some((ts, side));
+                    d.reason_cause = d.reason_cause.or(msg.reason_cause);
+                    d.ended_at = Some(ts);
+                    d.state = State::Ended;
                 }
-                Method::Cancel if msg.cseq.seq == d.invite_cseq => {
-                    if d.cancel_at.is_none() && d.final_any.is_none() {
-                        d.cancel_at = Some(ts);
-                        d.reason_cause = d.reason_cause.or(msg.reason_cause);
-                    }
+                Method::Cancel
+                    if msg.cseq.seq == d.invite_cseq
+                        && d.cancel_at.is_none()
+                        && d.final_any.is_none() =>
+                {
+                    d.cancel_at = Some(ts);
+                    d.reason_cause = d.reason_cause.or(msg.reason_cause);
                 }
                 Method::Ack if msg.has_sdp() => add_codecs(&mut d.answer_codecs, msg.body),
                 _ => {}
@@ -470,10 +535,15 @@ impl Tracker {
             d.server_from_trying = d.server.is_some();
         }
         if code < 200 {
-            if code == 100 || d.state != State::Proceeding {
+            if d.state != State::Proceeding {
                 return;
             }
+            // Any provisional, 100 included, ends Timer B (RFC 3261 §17.1.1.2: the
+            // transaction is then Proceeding and waits for the final response).
             d.last_provisional_at = Some(ts);
+            if code == 100 {
+                return;
+            }
             if d.pdd_at.is_none() {
                 d.pdd_at = Some(ts);
             }
@@ -615,9 +685,11 @@ impl Tracker {
                 State::Ended => {
                     (now >= d.ended_at.unwrap_or(d.last_seen_at) + cfg.settle).then_some(None)
                 }
-                State::Challenged => (now
-                    >= d.ended_at.unwrap_or(d.last_seen_at) + cfg.transaction_timeout)
-                    .then_some(None),
+                // The retry after a challenge may wait for a person typing a password
+                // (sngrep's aaa.pcap: 32.5 s), so it gets the ring timeout, not Timer B.
+                State::Challenged => {
+                    (now >= d.ended_at.unwrap_or(d.last_seen_at) + cfg.ring_timeout).then_some(None)
+                }
                 State::Proceeding => match d.last_provisional_at {
                     None => (now >= d.last_invite_at + cfg.transaction_timeout)
                         .then_some(Some(TimeoutReason::NoResponse)),
@@ -855,7 +927,7 @@ mod tests {
             m
         }
         /// The same request sent by the callee: tags swapped.
-        fn from_callee(self) -> M {
+        fn sent_by_callee(self) -> M {
             let mut m = self;
             std::mem::swap(&mut m.msg.from.tag, &mut m.msg.to.tag);
             m
@@ -997,6 +1069,43 @@ mod tests {
     }
 
     #[test]
+    fn a_call_suspended_and_resumed_across_a_restart_is_one_record() {
+        let mut r = Run::new();
+        let i = invite();
+        r.at(0, CALLER, CALLEE, i)
+            .at(S, CALLEE, CALLER, i.resp(180))
+            .at(4 * S, CALLEE, CALLER, i.resp(200));
+        let saved = r.t.suspend(&mut r.out);
+        assert_eq!((saved.len(), r.out.len(), r.t.open()), (1, 0, 0));
+        let mut after = Run::new();
+        assert_eq!(after.t.resume(saved), 0);
+        after.at(60 * S, CALLER, CALLEE, i.req(Method::Bye));
+        let c = after.one();
+        assert_eq!(
+            (c.started_at, c.ringing_at, c.answered_at, c.ended_at),
+            (0, Some(S), Some(4 * S), 60 * S)
+        );
+        assert_eq!((c.billable_ms(), c.ended_by), (56_000, EndedBy::Bye));
+    }
+
+    #[test]
+    fn suspend_writes_finished_calls_instead_of_carrying_them() {
+        let mut r = Run::new();
+        let i = invite();
+        r.at(0, CALLER, CALLEE, i)
+            .at(S, CALLEE, CALLER, i.resp(486));
+        assert!(r.t.suspend(&mut r.out).is_empty());
+        assert_eq!(r.out.len(), 1);
+    }
+
+    #[test]
+    fn undecodable_saved_state_is_counted_not_a_panic() {
+        let mut t = Tracker::new(TrackerConfig::default());
+        assert_eq!(t.resume([(b"k".to_vec(), "{not json".to_string())]), 1);
+        assert_eq!(t.open(), 0);
+    }
+
+    #[test]
     fn one_record_per_call_id_and_from_tag() {
         let mut r = Run::new();
         let a = invite();
@@ -1081,7 +1190,7 @@ mod tests {
                 10 * S,
                 CALLEE,
                 CALLER,
-                retry.req(Method::Bye).cseq(1).from_callee(),
+                retry.req(Method::Bye).cseq(1).sent_by_callee(),
             );
         let c = r.one();
         assert_eq!(c.started_at, 0);
@@ -1097,12 +1206,53 @@ mod tests {
     }
 
     #[test]
+    fn a_retry_long_after_the_challenge_is_still_the_same_call() {
+        let mut r = Run::new();
+        let first = invite();
+        let retry = invite().cseq(2).branch("z9hG4bK-2");
+        r.at(0, CALLER, CALLEE, first)
+            .at(5 * MS, CALLEE, CALLER, first.resp(407));
+        r.at(40 * S, CALLER, CALLEE, retry)
+            .at(41 * S, CALLEE, CALLER, retry.resp(403));
+        let c = r.one();
+        assert_eq!(
+            (c.started_at, c.final_status, c.ended_at),
+            (0, Some(403), 41 * S)
+        );
+    }
+
+    #[test]
+    fn a_100_trying_ends_timer_b_so_a_late_final_response_still_counts() {
+        let mut r = Run::new();
+        let i = invite();
+        r.at(0, CALLER, CALLEE, i)
+            .at(10 * MS, CALLEE, CALLER, i.resp(100));
+        r.at(34 * S, CALLEE, CALLER, i.resp(408));
+        let c = r.one();
+        assert_eq!(
+            (c.final_status, c.ended_at, c.disposition),
+            (Some(408), 34 * S, Disposition::NoAnswer)
+        );
+    }
+
+    #[test]
+    fn a_2xx_to_an_earlier_initial_invite_of_the_attempt_answers_the_call() {
+        let mut r = Run::new();
+        let one = invite();
+        let two = invite().cseq(2).branch("z9hG4bK-2");
+        r.at(0, CALLER, CALLEE, one).at(MS, CALLER, CALLEE, two);
+        r.at(90 * MS, CALLEE, CALLER, one.resp(200))
+            .at(150 * MS, CALLEE, CALLER, two.resp(200));
+        assert_eq!(r.one().answered_at, Some(90 * MS));
+    }
+
+    #[test]
     fn challenge_without_retry_is_a_rejected_call_with_the_challenge_code() {
         let mut r = Run::new();
         let i = invite();
         r.at(0, CALLER, CALLEE, i)
             .at(5 * MS, CALLEE, CALLER, i.resp(401));
-        r.t.advance(40 * S, &mut r.out);
+        r.t.advance(200 * S, &mut r.out);
         let c = r.one();
         assert_eq!(
             (c.final_status, c.ended_by, c.ended_at, c.pdd_ms),
@@ -1150,7 +1300,7 @@ mod tests {
                 9 * S,
                 PROXY,
                 CALLER,
-                i.req(Method::Bye).to_tag("fork-b").from_callee(),
+                i.req(Method::Bye).to_tag("fork-b").sent_by_callee(),
             );
         let c = r.one();
         assert_eq!(
@@ -1214,7 +1364,7 @@ mod tests {
                 7 * S,
                 CALLEE,
                 CALLER,
-                i.req(Method::Bye).cseq(1).from_callee().reason(17),
+                i.req(Method::Bye).cseq(1).sent_by_callee().reason(17),
             );
         let c = r.one();
         assert_eq!(

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::call::{Meta, Record, Tracker};
-use crate::net::Datagram;
+use crate::net::{Datagram, Transport};
 use crate::sip;
 
 /// What happened to one input file.
@@ -92,7 +92,12 @@ pub fn feed_datagram(
             }
             break;
         }
-        match sip::parse(rest) {
+        // A datagram is its own frame; a stream chunk needs its blank line.
+        let parsed = match dg.transport {
+            Transport::Udp | Transport::Sctp => sip::parse_datagram(rest),
+            _ => sip::parse(rest),
+        };
+        match parsed {
             Ok(msg) => {
                 n += 1;
                 tracker.on_message(&meta, &msg, out);

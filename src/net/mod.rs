@@ -25,7 +25,7 @@ pub use decode::{DecodeError, DecodeStats, Decoder, LinkType, SkipKind};
 pub use tls::{TlsPeers, TLS_HINT};
 
 /// How a SIP message travelled, as the call record reports it (CALL_MODEL `transport`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Transport {
     Udp,
     Tcp,

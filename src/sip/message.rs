@@ -1,4 +1,6 @@
-//! The parsed view of one SIP message. Every slice borrows the input buffer.
+//! The parsed view of one SIP message. Every slice borrows the input buffer; nothing here
+//! owns or copies message bytes, so a `SipMessage` must not outlive the buffer it was
+//! parsed from (the tracker copies what a record keeps).
 
 /// A SIP method (RFC 3261 §7.1 and extensions). Method names are case-sensitive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,10 +4,17 @@
 //! out of a PBX log). Output: a [`SipMessage`] whose fields borrow the input. Only the
 //! headers callmeta needs are located; everything else is skipped. Nothing here knows
 //! about calls or dialogs.
+//!
+//! Must never: allocate per message (tests/sip_alloc.rs counts), panic on any input, or
+//! put message bytes into an error (a [`ParseError`] is a kind and a byte offset). The
+//! body is handed on as a slice; [`sdp`] reads codec names and media types from it and
+//! nothing else.
 
 mod message;
 mod parser;
 pub mod sdp;
 
 pub use message::{CSeq, Method, NameAddr, SipMessage, StartLine, Uri, Via};
-pub use parser::{looks_like_sip, parse, ParseError};
+pub use parser::{
+    looks_like_sip, parse, parse_datagram, ParseError, MAX_CONTENT_LENGTH, MAX_HEADER_BYTES,
+};

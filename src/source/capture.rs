@@ -30,6 +30,17 @@ pub struct Frame<'a> {
     pub wire_len: u32,
 }
 
+/// Microseconds since the epoch from a pcap timestamp whose fraction counts nanoseconds
+/// (`nanos`, files opened with nanosecond precision) or microseconds (live capture).
+pub(crate) fn timestamp_us(secs: i64, fraction: i64, nanos: bool) -> i64 {
+    let micros = if nanos {
+        fraction.div_euclid(1000)
+    } else {
+        fraction
+    };
+    secs.saturating_mul(1_000_000).saturating_add(micros)
+}
+
 /// A pcap or pcapng file being read.
 pub struct CaptureFile {
     cap: Capture<Offline>,
@@ -71,10 +82,7 @@ impl CaptureFile {
         match self.cap.next_packet() {
             Ok(p) => {
                 self.frames += 1;
-                let ts = p.header.ts;
-                let ts_us = (ts.tv_sec as i64)
-                    .saturating_mul(1_000_000)
-                    .saturating_add((ts.tv_usec as i64).div_euclid(1000));
+                let ts_us = timestamp_us(p.header.ts.tv_sec, p.header.ts.tv_usec, true);
                 Ok(Some(Frame {
                     ts_us,
                     data: p.data,

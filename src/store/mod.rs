@@ -20,6 +20,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::call::{CallRecord, MessageRecord, Record};
 
+mod dialogs;
 pub mod export;
 mod query;
 mod schema;
@@ -27,7 +28,7 @@ mod writer;
 
 pub use export::Format;
 pub use schema::SCHEMA_VERSION;
-pub use writer::{Writer, WriterConfig, WriterStats};
+pub use writer::{Retry, Writer, WriterConfig, WriterStats};
 
 /// Permissions of a newly created store: the owner (the daemon) writes, its group (billing
 /// readers) reads, nobody else sees call metadata.

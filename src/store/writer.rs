@@ -230,11 +230,24 @@ pub struct WriterStats {
     pub retries: u64,
     /// Records accepted but not yet committed or given up on: the store's lag.
     pub pending: u64,
+    /// The last commit failed and is being retried (a full disk, a lost directory).
+    pub failing: bool,
+}
+
+/// How long a failing batch is retried.
+#[derive(Debug, Clone, Copy)]
+pub enum Retry {
+    /// After each of these delays, then the batch is given up and counted unwritten.
+    Bounded(&'static [Duration]),
+    /// With exponential backoff up to this delay for as long as the writer runs (the
+    /// daemon: records wait in the bounded queue, and `try_send` counts what overflows),
+    /// then [`RETRY_DELAYS`] once the writer is finishing.
+    UntilFinish(Duration),
 }
 
 /// Delays between attempts at a failing batch (disk full, a lock held past the busy
 /// timeout): bounded, about 3.25 s in all, during which the queue absorbs new records.
-const RETRY_DELAYS: &[Duration] = &[
+pub const RETRY_DELAYS: &[Duration] = &[
     Duration::from_millis(50),
     Duration::from_millis(200),
     Duration::from_secs(1),
@@ -250,6 +263,8 @@ struct Counters {
     dropped: AtomicU64,
     unwritten: AtomicU64,
     retries: AtomicU64,
+    failing: std::sync::atomic::AtomicBool,
+    finishing: std::sync::atomic::AtomicBool,
 }
 
 impl Counters {
@@ -264,6 +279,7 @@ impl Counters {
             dropped: self.dropped.load(Relaxed),
             unwritten,
             retries: self.retries.load(Relaxed),
+            failing: self.failing.load(Relaxed),
             // Counters are read one by one: saturate rather than wrap on a racing update.
             pending: self
                 .accepted
@@ -285,20 +301,17 @@ pub struct Writer {
 
 impl Writer {
     pub fn spawn(store: Store, cfg: WriterConfig) -> Writer {
-        Self::spawn_with_retries(store, cfg, RETRY_DELAYS)
+        Self::spawn_with_retries(store, cfg, Retry::Bounded(RETRY_DELAYS))
     }
 
-    fn spawn_with_retries(
-        store: Store,
-        cfg: WriterConfig,
-        retry_delays: &'static [Duration],
-    ) -> Writer {
+    /// A writer that retries failing commits until it is finished (see [`Retry`]).
+    pub fn spawn_with_retries(store: Store, cfg: WriterConfig, retry: Retry) -> Writer {
         let (tx, rx) = sync_channel(cfg.queue.max(1));
         let counters = Arc::new(Counters::default());
         let thread_counters = Arc::clone(&counters);
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || run(store, rx, &cfg, retry_delays, &thread_counters));
+            .spawn(move || run(store, rx, &cfg, retry, &thread_counters));
         match thread {
             Ok(thread) => Writer {
                 tx: Some(tx),
@@ -356,6 +369,7 @@ impl Writer {
 
     fn shutdown(&mut self) -> Result<(), StoreError> {
         // Closing the channel is the thread's signal to flush what is queued and return.
+        self.counters.finishing.store(true, Relaxed);
         drop(self.tx.take());
         let Some(thread) = self.thread.take() else {
             return Ok(());
@@ -385,7 +399,7 @@ fn run(
     mut store: Store,
     rx: Receiver<Record>,
     cfg: &WriterConfig,
-    retry_delays: &[Duration],
+    retry: Retry,
     counters: &Counters,
 ) -> Option<StoreError> {
     let batch_size = cfg.batch_size.max(1);
@@ -410,7 +424,7 @@ fn run(
                 }
             }
         }
-        if let Err(e) = commit(&mut store, &batch, retry_delays, counters) {
+        if let Err(e) = commit(&mut store, &batch, retry, counters) {
             counters.unwritten.fetch_add(batch.len() as u64, Relaxed);
             first_error.get_or_insert(e);
         }
@@ -422,26 +436,54 @@ fn run(
     first_error
 }
 
-/// Writes one batch, retrying a failed transaction after each delay in `retry_delays`.
+/// Writes one batch, retrying a failed transaction as `retry` says.
 fn commit(
     store: &mut Store,
     batch: &[Record],
-    retry_delays: &[Duration],
+    retry: Retry,
     counters: &Counters,
 ) -> Result<(), StoreError> {
+    let result = commit_with_retries(store, batch, retry, counters);
+    counters.failing.store(result.is_err(), Relaxed);
+    result
+}
+
+fn commit_with_retries(
+    store: &mut Store,
+    batch: &[Record],
+    retry: Retry,
+    counters: &Counters,
+) -> Result<(), StoreError> {
+    if let Retry::UntilFinish(max) = retry {
+        let mut delay = Duration::from_millis(50);
+        while !counters.finishing.load(Relaxed) {
+            match store.write_batch(batch) {
+                Ok(()) => {
+                    count_committed(batch, counters);
+                    return Ok(());
+                }
+                Err(_) => {
+                    counters.failing.store(true, Relaxed);
+                    counters.retries.fetch_add(1, Relaxed);
+                    // Sleep in short steps so a finishing daemon is not held up.
+                    let until = Instant::now() + delay;
+                    while Instant::now() < until && !counters.finishing.load(Relaxed) {
+                        std::thread::sleep(Duration::from_millis(20).min(delay));
+                    }
+                    delay = (delay * 2).min(max);
+                }
+            }
+        }
+    }
+    let retry_delays = match retry {
+        Retry::Bounded(delays) => delays,
+        Retry::UntilFinish(_) => RETRY_DELAYS,
+    };
     let mut delays = retry_delays.iter();
     loop {
         match store.write_batch(batch) {
             Ok(()) => {
-                let calls = batch
-                    .iter()
-                    .filter(|r| matches!(r, Record::Call(_)))
-                    .count() as u64;
-                counters.calls_written.fetch_add(calls, Relaxed);
-                counters
-                    .messages_written
-                    .fetch_add(batch.len() as u64 - calls, Relaxed);
-                counters.batches.fetch_add(1, Relaxed);
+                count_committed(batch, counters);
                 return Ok(());
             }
             Err(e) => match delays.next() {
@@ -454,6 +496,18 @@ fn commit(
             },
         }
     }
+}
+
+fn count_committed(batch: &[Record], counters: &Counters) {
+    let calls = batch
+        .iter()
+        .filter(|r| matches!(r, Record::Call(_)))
+        .count() as u64;
+    counters.calls_written.fetch_add(calls, Relaxed);
+    counters
+        .messages_written
+        .fetch_add(batch.len() as u64 - calls, Relaxed);
+    counters.batches.fetch_add(1, Relaxed);
 }
 
 #[cfg(test)]
@@ -504,6 +558,7 @@ mod tests {
                 unwritten: 0,
                 retries: 0,
                 pending: 0,
+                failing: false,
             }
         );
         let reader = Store::open_read_only(&path).expect("reader");
@@ -569,6 +624,41 @@ mod tests {
     }
 
     #[test]
+    fn a_daemon_writer_keeps_retrying_and_holds_records_while_the_store_fails() {
+        let (_dir, path, store) = temp_store();
+        drop(store);
+        let read_only = Store::open_read_only(&path).expect("read-only");
+        let writer = Writer::spawn_with_retries(
+            read_only,
+            WriterConfig {
+                batch_size: 1,
+                flush_interval: Duration::from_millis(1),
+                queue: 4,
+            },
+            Retry::UntilFinish(Duration::from_millis(5)),
+        );
+        for i in 0..3 {
+            assert!(writer.try_send(numbered(i)));
+        }
+        let t = Instant::now();
+        while writer.stats().retries < 5 && t.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let stats = writer.stats();
+        assert!(stats.failing, "{stats:?}");
+        assert!(stats.retries >= 5, "{stats:?}");
+        assert_eq!(
+            (stats.pending, stats.unwritten),
+            (3, 0),
+            "nothing given up while running"
+        );
+        assert!(matches!(
+            writer.finish(),
+            Err(StoreError::Unwritten { unwritten: 3, .. })
+        ));
+    }
+
+    #[test]
     fn a_batch_that_keeps_failing_is_retried_then_reported_by_finish() {
         let (_dir, path, store) = temp_store();
         drop(store);
@@ -581,7 +671,7 @@ mod tests {
                 flush_interval: Duration::from_secs(3600),
                 queue: 8,
             },
-            FAST_RETRIES,
+            Retry::Bounded(FAST_RETRIES),
         );
         for i in 0..5 {
             writer.send(numbered(i)).expect("send");
