@@ -7,7 +7,7 @@
 
 mod capture;
 
-pub use capture::ingest_files;
+pub use capture::{ingest_files, ingest_files_with};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +26,12 @@ pub struct FileSummary {
     pub messages: u64,
     /// Frames or payloads not used, by reason (decode skips, `not_sip`, parse errors).
     pub skipped: Vec<(&'static str, u64)>,
+    /// Non-zero reassembly counters of the network layer (IP fragments, TCP, WebSocket,
+    /// TLS, SCTP), from `net::Decoder::counters`.
+    pub net: Vec<(&'static str, u64)>,
+    /// TLS connections that could not be read, per peer, with the hint that the PBX's trace
+    /// log covers encrypted signalling; `None` when there were none.
+    pub tls: Option<String>,
     /// Set when the file could not be opened or was damaged part-way; what was read
     /// before the damage is kept.
     pub error: Option<String>,
@@ -51,6 +57,9 @@ impl FileSummary {
             skipped.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
             let parts: Vec<String> = skipped.iter().map(|(k, n)| format!("{k}={n}")).collect();
             line.push_str(&format!("; skipped {}", parts.join(" ")));
+        }
+        if let Some(tls) = &self.tls {
+            line.push_str(&format!("; {tls}"));
         }
         line.push_str(&format!("; {:.3}s", self.elapsed.as_secs_f64()));
         if let Some(e) = &self.error {

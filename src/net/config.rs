@@ -79,29 +79,6 @@ impl NetConfig {
     pub fn is_ws_port(&self, port: u16) -> bool {
         self.ws_ports.contains(&port)
     }
-
-    /// A libpcap filter for live capture that lets through what this configuration reads:
-    /// the SIP ports (UDP and TCP), and every IP fragment, since only the first fragment of a
-    /// large INVITE carries the UDP header and `udp port 5060` alone drops the rest. With
-    /// `heuristic` on, all UDP and TCP. Tunnelled mirrors (GRE, MPLS, VLAN) need their own
-    /// filter: BPF offsets do not follow encapsulations.
-    pub fn bpf_filter(&self) -> String {
-        let frags = "(ip[6:2] & 0x3fff != 0) or (ip6 and ip6[6] == 44)";
-        if self.heuristic {
-            return format!("udp or tcp or {frags}");
-        }
-        let mut ports: Vec<u16> = self
-            .sip_ports
-            .iter()
-            .chain(&self.tls_ports)
-            .chain(&self.ws_ports)
-            .copied()
-            .collect();
-        ports.sort_unstable();
-        ports.dedup();
-        let ports: Vec<String> = ports.iter().map(|p| format!("port {p}")).collect();
-        format!("((udp or tcp) and ({})) or {frags}", ports.join(" or "))
-    }
 }
 
 #[cfg(test)]
@@ -116,16 +93,5 @@ mod tests {
         }
         assert!(c.is_tls_port(5061) && !c.is_tls_port(5060));
         assert!(!c.is_sip_port(80));
-    }
-
-    #[test]
-    fn port_filter_admits_fragments_and_every_configured_port() {
-        let c = NetConfig {
-            heuristic: false,
-            ..NetConfig::default()
-        };
-        let f = c.bpf_filter();
-        assert!(f.contains("port 5060") && f.contains("port 8089"));
-        assert!(f.contains("ip[6:2] & 0x3fff != 0"));
     }
 }

@@ -618,8 +618,7 @@ fn drain_held(
     on: &mut dyn FnMut(&Datagram<'_>),
 ) {
     let held_data = std::mem::take(&mut stream.held_data);
-    loop {
-        let Some(next) = stream.next_seq else { break };
+    while let Some(next) = stream.next_seq {
         let Some((i, off)) = stream
             .held
             .iter()
