@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::call::TrackerConfig;
 
@@ -34,32 +34,86 @@ pub enum ConfigError {
     },
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub source: Sources,
     pub store: StoreSection,
     pub calls: CallsSection,
     pub retention: RetentionSection,
+    pub privacy: PrivacySection,
     pub logging: LoggingSection,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Sources {
     /// Live capture sources, one capture thread each.
     pub capture: Vec<CaptureSource>,
+    /// PBX trace logs followed like `tail -F` (docs/sources.md).
+    pub log: Vec<LogSource>,
 }
 
 impl Default for Sources {
     fn default() -> Self {
         Sources {
             capture: vec![CaptureSource::default()],
+            log: Vec::new(),
         }
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// A PBX's SIP-trace log followed across rotation (`[[source.log]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSource {
+    /// The log file, e.g. /var/log/asterisk/full.
+    pub path: PathBuf,
+    /// `asterisk-pjsip`, `asterisk-chansip`, `freeswitch`, `kamailio-sipdump` or `cisco`.
+    pub format: String,
+    /// IANA zone the log writes local times in; `None`: the host's zone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// Year of dates written without one; `None`: the year that puts the time closest
+    /// before now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub year: Option<i16>,
+    /// The PBX's own SIP address (`ip:port`), the other end of every logged peer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_address: Option<std::net::SocketAddr>,
+}
+
+impl Default for LogSource {
+    fn default() -> Self {
+        LogSource {
+            path: PathBuf::new(),
+            format: String::new(),
+            timezone: None,
+            year: None,
+            local_address: None,
+        }
+    }
+}
+
+impl LogSource {
+    /// What `source::log::Follower::open` takes; `None` when `problems()` reports this
+    /// source (unknown format or zone).
+    pub fn follow_config(&self) -> Option<crate::source::log::FollowConfig> {
+        let format = crate::source::log::LogFormat::from_name(&self.format)?;
+        let timezone = match &self.timezone {
+            Some(name) => crate::source::log::time::time_zone(name)?,
+            None => crate::source::log::time::host_time_zone(),
+        };
+        Some(crate::source::log::FollowConfig {
+            path: self.path.clone(),
+            format,
+            timezone,
+            year: self.year,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CaptureSource {
     /// Interface name, or `any` for all interfaces (Linux cooked capture).
@@ -86,7 +140,7 @@ impl Default for CaptureSource {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreSection {
     /// The SQLite database file. Default: `$STATE_DIRECTORY/calls.db` under systemd,
@@ -95,7 +149,7 @@ pub struct StoreSection {
     /// Records per transaction at most.
     pub batch_size: usize,
     /// A transaction is committed at least this often while records arrive.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub flush_interval: Duration,
     /// Finished records held for the writer; past it they are counted and dropped.
     pub queue: usize,
@@ -134,22 +188,22 @@ impl StoreSection {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CallsSection {
     /// Open dialogs kept at most; past it the oldest is closed (`timeout_reason = evicted`).
     pub max_open_dialogs: usize,
     /// RFC 3261 Timer B: an unanswered INVITE is closed this long after its last retransmission.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub transaction_timeout: Duration,
     /// A ringing call with no final response is closed this long after the last provisional.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub ring_timeout: Duration,
     /// An answered call with no BYE and no session timer is closed at this duration.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub max_call_duration: Duration,
     /// A finished call waits this long for other hops' copies before it is written.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub settle: Duration,
 }
 
@@ -180,30 +234,55 @@ impl CallsSection {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetentionSection {
     /// Records whose call ended longer ago than this are deleted.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub window: Duration,
+    /// Records whose call ended longer ago than this have caller, callee, names and
+    /// addresses replaced by pseudonyms (under `[privacy] key_file`) until they are
+    /// deleted; durations and dispositions stay. `None`: kept as written until deletion.
+    #[serde(with = "duration_opt", skip_serializing_if = "Option::is_none")]
+    pub anonymise_after: Option<Duration>,
 }
 
 impl Default for RetentionSection {
     fn default() -> Self {
         RetentionSection {
             window: Duration::from_secs(90 * 86_400),
+            anonymise_after: None,
         }
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrivacySection {
+    /// Fields replaced by keyed pseudonyms before they are written (`crate::privacy::Field`
+    /// names): caller, callee, caller_name, asserted_identity, src_ip, dst_ip.
+    pub pseudonymise: Vec<String>,
+    /// The HMAC key of the pseudonyms; created (0600) at first start when missing.
+    pub key_file: PathBuf,
+}
+
+impl Default for PrivacySection {
+    fn default() -> Self {
+        PrivacySection {
+            pseudonymise: Vec::new(),
+            key_file: PathBuf::from(crate::privacy::DEFAULT_KEY_FILE),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Text,
     Json,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogDestination {
     /// journald when started by systemd (`JOURNAL_STREAM` set), else stdout.
@@ -212,7 +291,7 @@ pub enum LogDestination {
     Journald,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LoggingSection {
     pub format: LogFormat,
@@ -284,6 +363,39 @@ impl Config {
                 ));
             }
         }
+        let mut logs = std::collections::HashSet::new();
+        for (i, l) in self.source.log.iter().enumerate() {
+            let key = format!("source.log[{i}]");
+            if l.path.as_os_str().is_empty() {
+                p.push(format!("{key}.path: must name the log file"));
+            } else if !logs.insert(l.path.as_path()) {
+                p.push(format!(
+                    "{key}.path: `{}` is listed twice",
+                    l.path.display()
+                ));
+            }
+            if crate::source::log::LogFormat::from_name(&l.format).is_none() {
+                p.push(format!(
+                    "{key}.format: `{}` is not one of asterisk-pjsip, asterisk-chansip, \
+                     freeswitch, kamailio-sipdump, cisco",
+                    l.format
+                ));
+            }
+            if let Some(tz) = &l.timezone {
+                if crate::source::log::time::time_zone(tz).is_none() {
+                    p.push(format!(
+                        "{key}.timezone: `{tz}` is not a time zone name (e.g. Europe/Berlin, UTC)"
+                    ));
+                }
+            }
+            if let Some(y) = l.year {
+                if !(1970..=2100).contains(&y) {
+                    p.push(format!(
+                        "{key}.year: {y} is not a year between 1970 and 2100"
+                    ));
+                }
+            }
+        }
         let mut seen = std::collections::HashSet::new();
         for c in &self.source.capture {
             if !seen.insert(c.interface.as_str()) {
@@ -317,6 +429,27 @@ impl Config {
         if self.retention.window < Duration::from_secs(3600) {
             p.push("retention.window: must be at least 1h".into());
         }
+        if let Some(after) = self.retention.anonymise_after {
+            if after.is_zero() || after >= self.retention.window {
+                p.push(format!(
+                    "retention.anonymise_after: {} must be longer than 0s and shorter than \
+                     retention.window ({}), or records are deleted before they are anonymised",
+                    humantime::format_duration(after),
+                    humantime::format_duration(self.retention.window)
+                ));
+            }
+        }
+        for name in &self.privacy.pseudonymise {
+            if crate::privacy::Field::from_name(name).is_none() {
+                p.push(format!(
+                    "privacy.pseudonymise: `{name}` is not one of {}",
+                    crate::privacy::Field::names()
+                ));
+            }
+        }
+        if self.privacy.key_file.as_os_str().is_empty() {
+            p.push("privacy.key_file: must name a file".into());
+        }
         if !matches!(
             self.logging.level.as_str(),
             "error" | "warn" | "info" | "debug"
@@ -327,6 +460,59 @@ impl Config {
             ));
         }
         p
+    }
+}
+
+/// Durations as people write them (`90d`, `32s`, `500ms`, `2w`), in and out: parsed by
+/// humantime, printed in the largest unit that is exact (humantime would print 90 days
+/// as `2months 29days 2h 52m 48s`).
+mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format(*d))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "`{text}` is not a duration ({e}); write e.g. 500ms, 32s, 5m, 4h, 90d, 2w"
+            ))
+        })
+    }
+
+    pub fn format(d: Duration) -> String {
+        if d.subsec_nanos() != 0 {
+            return format!("{}ms", d.as_millis());
+        }
+        let secs = d.as_secs();
+        for (unit, size) in [("w", 604_800), ("d", 86_400), ("h", 3_600), ("m", 60)] {
+            if secs != 0 && secs % size == 0 {
+                return format!("{}{unit}", secs / size);
+            }
+        }
+        format!("{secs}s")
+    }
+}
+
+/// [`duration`] for optional keys.
+mod duration_opt {
+    use std::time::Duration;
+
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => super::duration::serialize(d, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        super::duration::deserialize(d).map(Some)
     }
 }
 
@@ -359,8 +545,10 @@ mod tests {
             ("[store]", "pathh = \"x\""),
             ("[calls]", "ring = \"1s\""),
             ("[retention]", "windw = \"1d\""),
+            ("[privacy]", "pseudonymize = []"),
             ("[logging]", "fmt = \"json\""),
             ("[[source.capture]]", "iface = \"lo\""),
+            ("[[source.log]]", "file = \"/var/log/asterisk/full\""),
         ] {
             let text = format!("{table}\n{body}\n");
             let err = parse(&text).expect_err(&text).to_string();
@@ -392,6 +580,68 @@ mod tests {
             "calls.max_open_dialogs",
             "source.capture[0].interface",
             "source.capture[0].ports",
+        ] {
+            assert!(err.contains(key), "{key} missing from: {err}");
+        }
+    }
+
+    #[test]
+    fn the_effective_config_prints_in_exact_units_and_parses_back() {
+        let cfg = Config::default();
+        let text = toml::to_string_pretty(&cfg).expect("serialise");
+        assert!(
+            text.contains("window = \"90d\"") && text.contains("ring_timeout = \"3m\""),
+            "{text}"
+        );
+        assert_eq!(parse(&text).expect("round trip"), cfg);
+    }
+
+    #[test]
+    fn privacy_and_anonymise_after_are_read_and_checked() {
+        let cfg = parse(
+            "[retention]\nanonymise_after = \"30d\"\n[privacy]\npseudonymise = [\"caller\", \"src_ip\"]\nkey_file = \"/k\"\n",
+        )
+        .expect("privacy");
+        assert_eq!(
+            cfg.retention.anonymise_after,
+            Some(Duration::from_secs(30 * 86_400))
+        );
+        assert_eq!(cfg.privacy.pseudonymise, vec!["caller", "src_ip"]);
+        let err = parse(
+            "[retention]\nanonymise_after = \"91d\"\n[privacy]\npseudonymise = [\"phone\"]\n",
+        )
+        .expect_err("invalid")
+        .to_string();
+        assert!(err.contains("retention.anonymise_after"), "{err}");
+        assert!(err.contains("`phone`") && err.contains("dst_ip"), "{err}");
+    }
+
+    #[test]
+    fn a_log_source_reads_every_key_and_gives_its_follow_config() {
+        let cfg = parse(
+            "[[source.log]]\npath = \"/var/log/asterisk/full\"\nformat = \"asterisk-pjsip\"\n\
+             timezone = \"Europe/Berlin\"\nyear = 2025\nlocal_address = \"192.0.2.10:5060\"\n",
+        )
+        .expect("log source");
+        let log = &cfg.source.log[0];
+        assert_eq!(log.local_address, "192.0.2.10:5060".parse().ok());
+        let follow = log.follow_config().expect("valid");
+        assert_eq!(follow.format, crate::source::log::LogFormat::AsteriskPjsip);
+        assert_eq!(follow.year, Some(2025));
+    }
+
+    #[test]
+    fn log_source_problems_name_their_keys() {
+        let err = parse(
+            "[[source.log]]\nformat = \"asterisk\"\ntimezone = \"Mars/Olympus\"\nyear = 1900\n",
+        )
+        .expect_err("invalid")
+        .to_string();
+        for key in [
+            "source.log[0].path",
+            "source.log[0].format",
+            "source.log[0].timezone",
+            "source.log[0].year",
         ] {
             assert!(err.contains(key), "{key} missing from: {err}");
         }

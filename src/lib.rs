@@ -8,8 +8,11 @@
 
 pub mod call;
 pub mod config;
+pub mod daemon;
 pub mod ingest;
+pub mod logging;
 pub mod net;
+pub mod privacy;
 pub mod sip;
 pub mod source;
 pub mod store;

@@ -228,6 +228,11 @@ impl Tracker {
         }
     }
 
+    /// New timers and limits (a reload); open dialogs keep their state.
+    pub fn set_config(&mut self, cfg: TrackerConfig) {
+        self.cfg = cfg;
+    }
+
     pub fn stats(&self) -> &TrackerStats {
         &self.stats
     }

@@ -1,13 +1,16 @@
 //! Offline ingest: files in, finished records out to a caller-supplied sink.
 //!
-//! `capture` reads pcap/pcapng files (frames → datagrams → SIP messages → tracker).
+//! `capture` reads pcap/pcapng files (frames → datagrams → SIP messages → tracker);
+//! `log` reads PBX trace logs (lines → framed messages → SIP messages → tracker).
 //! What every input path shares lives here, so they all behave the same: the per-file
 //! summary and the feeding of one transport payload to the tracker. This module knows
 //! nothing of the store.
 
 mod capture;
+pub mod log;
 
 pub use capture::{ingest_files, ingest_files_with};
+pub use log::{ingest_log_files, LogFeed, LogOptions};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +35,10 @@ pub struct FileSummary {
     /// TLS connections that could not be read, per peer, with the hint that the PBX's trace
     /// log covers encrypted signalling; `None` when there were none.
     pub tls: Option<String>,
+    /// What was noticed but still used, by kind (logs: `truncated`, `coalesced`, ...).
+    pub notes: Vec<(&'static str, u64)>,
+    /// Things the operator should know about the records (logs: times unknown).
+    pub warnings: Vec<String>,
     /// Set when the file could not be opened or was damaged part-way; what was read
     /// before the damage is kept.
     pub error: Option<String>,
@@ -61,7 +68,14 @@ impl FileSummary {
         if let Some(tls) = &self.tls {
             line.push_str(&format!("; {tls}"));
         }
+        if !self.notes.is_empty() {
+            let parts: Vec<String> = self.notes.iter().map(|(k, n)| format!("{k}={n}")).collect();
+            line.push_str(&format!("; noted {}", parts.join(" ")));
+        }
         line.push_str(&format!("; {:.3}s", self.elapsed.as_secs_f64()));
+        for w in &self.warnings {
+            line.push_str(&format!("; WARNING: {w}"));
+        }
         if let Some(e) = &self.error {
             line.push_str(&format!("; ERROR: {e}"));
         }

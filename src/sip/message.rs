@@ -69,8 +69,9 @@ pub enum StartLine<'a> {
     Response { code: u16, reason: &'a [u8] },
 }
 
-/// One parsed SIP message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One parsed SIP message. Its `Debug` shows the body's length, never its bytes: a
+/// MESSAGE text or SDP must not reach a log through a `{:?}`.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct SipMessage<'a> {
     pub start: StartLine<'a>,
     pub call_id: &'a [u8],
@@ -102,6 +103,24 @@ pub struct SipMessage<'a> {
     pub len: usize,
 }
 
+impl std::fmt::Debug for SipMessage<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SipMessage")
+            .field("start", &self.start)
+            .field("call_id", &self.call_id)
+            .field("cseq", &self.cseq)
+            .field("from", &self.from)
+            .field("to", &self.to)
+            .field("via", &self.via)
+            .field("content_type", &self.content_type)
+            .field("content_length", &self.content_length)
+            .field("body", &format_args!("<{} bytes>", self.body.len()))
+            .field("body_truncated", &self.body_truncated)
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'a> SipMessage<'a> {
     pub fn is_request(&self) -> bool {
         matches!(self.start, StartLine::Request { .. })
@@ -127,5 +146,19 @@ impl<'a> SipMessage<'a> {
             && self
                 .content_type
                 .is_some_and(|ct| ct.eq_ignore_ascii_case(b"application/sdp"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn debug_output_shows_the_body_length_not_its_bytes() {
+        let m = crate::sip::parse(b"MESSAGE sip:b@h SIP/2.0\r\nCall-ID: c\r\nCSeq: 1 MESSAGE\r\nFrom: <sip:a@h>;tag=x\r\nTo: <sip:b@h>\r\nContent-Type: text/plain\r\nContent-Length: 12\r\n\r\nsecret words")
+            .expect("parsed");
+        let shown = format!("{m:?}");
+        assert!(
+            shown.contains("<12 bytes>") && !shown.contains("secret"),
+            "{shown}"
+        );
     }
 }

@@ -2,6 +2,8 @@
 //! reaches user space, TPACKET_V3 underneath (no immediate mode, a short timeout, a large
 //! buffer, `dispatch()` a block at a time). Yields frames; knows nothing of SIP.
 
+use std::os::fd::AsRawFd;
+
 use pcap::{Active, Capture};
 
 use super::capture::{timestamp_us, Frame};
@@ -44,7 +46,7 @@ pub struct CaptureStats {
     pub if_dropped: u64,
 }
 
-/// Read timeout: how long `dispatch` waits on a quiet wire before returning, so the
+/// How long `dispatch` waits on a quiet wire before returning, so the
 /// capture thread can run timers and see control messages.
 const TIMEOUT_MS: i32 = 200;
 
@@ -83,7 +85,15 @@ impl LiveCapture {
             .timeout(TIMEOUT_MS)
             // Immediate mode would wake us per packet; TPACKET_V3 blocks are the point.
             .immediate_mode(false)
+            // Nanoseconds from the kernel, cut to microseconds by us exactly as capture
+            // files are, so a replayed capture gives the same times as the live run.
+            .precision(pcap::Precision::Nano)
             .open()
+            .map_err(open_err)?
+            // TPACKET_V3 does not retire an empty block, so a blocking read on a quiet
+            // wire never returns, timeout or not (libpcap's poll waits on the block). We
+            // read without blocking and wait in `dispatch` with our own poll and timeout.
+            .setnonblock()
             .map_err(open_err)?;
         let dlt = cap.get_datalink().0;
         let mut live = LiveCapture {
@@ -119,8 +129,28 @@ impl LiveCapture {
     /// Hands every frame of the next kernel block to `on`; returns after at most the read
     /// timeout when the wire is quiet. Returns the number of frames.
     pub fn dispatch(&mut self, mut on: impl FnMut(Frame<'_>)) -> Result<usize, LiveError> {
+        let mut fd = libc::pollfd {
+            fd: self.cap.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, owned by this frame, for the duration of the call.
+        let ready = unsafe { libc::poll(&mut fd, 1, TIMEOUT_MS) };
+        if ready == 0 {
+            return Ok(0);
+        }
+        if ready < 0 {
+            let err = std::io::Error::last_os_error();
+            if err.kind() == std::io::ErrorKind::Interrupted {
+                return Ok(0);
+            }
+            return Err(LiveError::Read {
+                interface: self.interface.clone(),
+                reason: err.to_string(),
+            });
+        }
         let result = self.cap.dispatch(None, |p| {
-            let ts_us = timestamp_us(p.header.ts.tv_sec, p.header.ts.tv_usec, false);
+            let ts_us = timestamp_us(p.header.ts.tv_sec, p.header.ts.tv_usec, true);
             on(Frame {
                 ts_us,
                 data: p.data,
@@ -129,7 +159,7 @@ impl LiveCapture {
         });
         match result {
             Ok(n) => Ok(n),
-            Err(pcap::Error::TimeoutExpired) => Ok(0),
+            Err(pcap::Error::TimeoutExpired | pcap::Error::NoMorePackets) => Ok(0),
             Err(e) => Err(LiveError::Read {
                 interface: self.interface.clone(),
                 reason: e.to_string(),
@@ -143,11 +173,6 @@ impl LiveCapture {
             dropped: u64::from(s.dropped),
             if_dropped: u64::from(s.if_dropped),
         })
-    }
-
-    /// A handle another thread may use to make a blocked `dispatch` return.
-    pub fn breaker(&mut self) -> pcap::BreakLoop {
-        self.cap.breakloop_handle()
     }
 }
 

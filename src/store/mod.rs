@@ -19,14 +19,20 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags};
 
 use crate::call::{CallRecord, MessageRecord, Record};
+use crate::privacy::Pseudonymiser;
 
+mod checkpoint;
 mod dialogs;
 pub mod export;
+mod privacy;
 mod query;
+pub mod retention;
 mod schema;
 mod writer;
 
 pub use export::Format;
+pub use privacy::{AuditEntry, Erasure, ForgetOutcome, Request, Subject, SubjectRecords};
+pub use retention::{RetentionOutcome, RetentionPolicy};
 pub use schema::SCHEMA_VERSION;
 pub use writer::{Retry, Writer, WriterConfig, WriterStats};
 
@@ -132,6 +138,93 @@ pub enum StoreError {
     WriterGone,
     #[error("store writer thread panicked; records still queued were lost")]
     WriterPanicked,
+    #[error(
+        "store directory {} is writable by everyone (mode {mode:04o}): anyone could replace \
+         the store or its key; refusing to start (chmod o-w, and see docs/privacy.md)",
+        .path.display()
+    )]
+    UnsafeDirectory { path: PathBuf, mode: u32 },
+}
+
+/// A store file or directory whose permissions weaken the store's access control, without
+/// making it unsafe to run (see [`check_permissions`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PermissionWarning {
+    pub path: PathBuf,
+    pub mode: u32,
+    pub what: &'static str,
+}
+
+impl std::fmt::Display for PermissionWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} has mode {:04o}: {}",
+            self.path.display(),
+            self.mode,
+            self.what
+        )
+    }
+}
+
+/// Checks the directory holding the store at `db` (and the store's files in it, those that
+/// exist) before anything is opened. The daemon and `ingest` call it first.
+///
+/// Refuses a world-writable directory: whoever can write there can swap the database or
+/// the pseudonym key, or plant a -wal that SQLite would replay. Warns about store files
+/// readable by everyone (call metadata is personal data) and a group-writable directory.
+pub fn check_permissions(db: &Path) -> Result<Vec<PermissionWarning>, StoreError> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = match db.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    fn access(path: &Path) -> impl Fn(io::Error) -> StoreError + '_ {
+        move |source| StoreError::Access {
+            path: path.to_owned(),
+            source,
+        }
+    }
+    let mode = std::fs::metadata(dir)
+        .map_err(access(dir))?
+        .permissions()
+        .mode()
+        & 0o7777;
+    if mode & 0o002 != 0 {
+        return Err(StoreError::UnsafeDirectory {
+            path: dir.to_owned(),
+            mode,
+        });
+    }
+    let mut warnings = Vec::new();
+    if mode & 0o020 != 0 {
+        warnings.push(PermissionWarning {
+            path: dir.to_owned(),
+            mode,
+            what: "the store directory is group-writable: group members can replace the store",
+        });
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = db.as_os_str().to_owned();
+        name.push(suffix);
+        let path = PathBuf::from(name);
+        match std::fs::metadata(&path) {
+            Ok(meta) => {
+                let mode = meta.permissions().mode() & 0o7777;
+                if mode & 0o004 != 0 {
+                    warnings.push(PermissionWarning {
+                        path,
+                        mode,
+                        what: "readable by everyone: call metadata is personal data \
+                               (chmod 640 and give readers the store's group)",
+                    });
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(access(&path)(e)),
+        }
+    }
+    Ok(warnings)
 }
 
 /// Filters of `callmeta calls` / `callmeta messages`. All given filters must match.
@@ -153,6 +246,8 @@ pub struct Store {
     conn: Connection,
     path: PathBuf,
     writable: bool,
+    /// Applied to every record before it is written (`[privacy] pseudonymise`).
+    pseudonymiser: Option<Pseudonymiser>,
 }
 
 impl Drop for Store {
@@ -247,6 +342,7 @@ impl Store {
             conn,
             path: path.to_owned(),
             writable: true,
+            pseudonymiser: None,
         })
     }
 
@@ -301,6 +397,7 @@ impl Store {
             conn,
             path: path.to_owned(),
             writable: false,
+            pseudonymiser: None,
         })
     }
 
@@ -314,11 +411,34 @@ impl Store {
     /// A record whose key (calls: call_id, from_tag, started_at; messages: call_id, cseq,
     /// sent_at) is already stored replaces the stored one when it is at least as complete:
     /// see docs/schema.md, "Upsert".
+    /// With a pseudonymiser set, its fields are replaced before anything is written.
     pub fn write_batch(&mut self, records: &[Record]) -> Result<(), StoreError> {
+        let pseudonymised: Vec<Record>;
+        let records = match &self.pseudonymiser {
+            Some(p) => {
+                pseudonymised = records
+                    .iter()
+                    .map(|r| {
+                        let mut r = r.clone();
+                        p.apply(&mut r);
+                        r
+                    })
+                    .collect();
+                &pseudonymised
+            }
+            None => records,
+        };
         writer::write_batch(&mut self.conn, records).map_err(|source| StoreError::Write {
             path: self.path.clone(),
             source,
         })
+    }
+
+    /// Pseudonymises the configured fields of every record written from now on (write
+    /// time, so clear values never reach the file). Set it before handing the store to a
+    /// [`Writer`].
+    pub fn set_pseudonymiser(&mut self, pseudonymiser: Option<Pseudonymiser>) {
+        self.pseudonymiser = pseudonymiser;
     }
 
     /// Calls matching `q`, ordered by `started_at`.

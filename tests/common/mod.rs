@@ -4,6 +4,8 @@
 //! Each test binary compiles this module on its own and uses only part of it.
 #![allow(dead_code)]
 
+pub mod live;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -94,7 +96,9 @@ impl Db {
     /// `callmeta ingest --db <db> <captures...>`; panics with the binary's output on failure.
     pub fn ingest(&self, captures: &[&str]) {
         let db = self.path();
-        let mut args = vec!["ingest", "--db", path_str(&db)];
+        // The captures are dated; a long window keeps them from the retention purge
+        // that ends every ingest.
+        let mut args = vec!["ingest", "--db", path_str(&db), "--retention", "36500d"];
         args.extend_from_slice(captures);
         run(&args);
     }
