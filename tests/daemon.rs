@@ -331,7 +331,7 @@ fn run_records_every_outcome_exactly_as_the_capture_file_does() {
     assert!(status.success(), "exit {status}:\n{log}");
     let capture = wire.stop();
 
-    let calls = records(&db, "calls");
+    let calls = records(db, "calls");
     assert_eq!(calls.len(), 7, "{calls:#?}");
     for (id, disposition, ended_by, side) in [
         ("live-caller-bye@test", "answered", "bye", "caller"),
@@ -359,7 +359,7 @@ fn run_records_every_outcome_exactly_as_the_capture_file_does() {
         "{log}"
     );
     assert_same_records(calls, reference(d, &capture, "calls"));
-    let messages = records(&db, "messages");
+    let messages = records(db, "messages");
     assert_eq!(messages.len(), 1);
     assert_eq!(messages[0]["final_status"], 200);
     assert_same_records(messages, reference(d, &capture, "messages"));
@@ -384,7 +384,7 @@ fn a_call_answered_before_a_restart_and_ended_after_it_is_one_record() {
     .map(String::from);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let wire = Tcpdump::start(d, FILTER);
-    let first = Daemon::start(d, &notify, &args, &[]);
+    let first = Daemon::start(d, notify, &args, &[]);
     // The caller talks 8 s before its BYE: time to restart the daemon in between.
     let uac = scenario(d, "uac_answer_caller_bye.xml", Some((2500, 8000)));
     let uas = scenario(d, "uas_answer.xml", None);
@@ -406,7 +406,7 @@ fn a_call_answered_before_a_restart_and_ended_after_it_is_one_record() {
     let (status, log) = first.stop();
     assert!(status.success(), "{log}");
     assert!(log.contains("1 open calls saved"), "{log}");
-    let second = Daemon::start(d, &notify, &args, &[]);
+    let second = Daemon::start(d, notify, &args, &[]);
     second.wait_log("1 open calls resumed");
     finish(uac_child, "UAC", call.call_id);
     finish(uas_child, "UAS", call.call_id);
@@ -414,7 +414,7 @@ fn a_call_answered_before_a_restart_and_ended_after_it_is_one_record() {
     assert!(status.success(), "{log}");
     let capture = wire.stop();
 
-    let calls = records(&db, "calls");
+    let calls = records(db, "calls");
     assert_eq!(calls.len(), 1, "{calls:#?}");
     assert_eq!(calls[0]["ended_by"], "bye");
     assert!(
@@ -443,8 +443,8 @@ fn sighup_adds_a_port_without_losing_the_open_call_and_refuses_a_broken_config()
     let site = Site::new();
     let (d, notify, db) = (site.path(), &site.notify, &site.db);
     let conf = d.join("callmeta.toml");
-    write_config(&conf, "[25060]", &db);
-    let daemon = Daemon::start(d, &notify, &["-c", &conf.to_string_lossy()], &[]);
+    write_config(&conf, "[25060]", db);
+    let daemon = Daemon::start(d, notify, &["-c", &conf.to_string_lossy()], &[]);
 
     let uac = scenario(d, "uac_answer_caller_bye.xml", Some((2500, 6000)));
     let uas = scenario(d, "uas_answer.xml", None);
@@ -462,7 +462,7 @@ fn sighup_adds_a_port_without_losing_the_open_call_and_refuses_a_broken_config()
     let long_uac = long.start_uac(d);
     std::thread::sleep(Duration::from_millis(2500));
 
-    write_config(&conf, "[25060, 25080]", &db);
+    write_config(&conf, "[25060, 25080]", db);
     signal(daemon.child.id(), "HUP");
     daemon.wait_log("now ports [25060, 25080]");
     let busy = (
@@ -509,7 +509,7 @@ fn sighup_adds_a_port_without_losing_the_open_call_and_refuses_a_broken_config()
         "the refusal names the bad key:\n{log}"
     );
 
-    let calls = records(&db, "calls");
+    let calls = records(db, "calls");
     assert_eq!(calls.len(), 3, "{calls:#?}");
     assert_eq!(
         field(&calls, "live-open-during-reload@test", "ended_by"),
