@@ -258,6 +258,14 @@ impl Reassembler {
         };
         conn.last_ts = seg.ts_us;
         if conn.tls {
+            // Nothing of a TLS connection is read or kept; FINs still free it.
+            if seg.fin {
+                conn.dirs[dir].closed = true;
+                if conn.dirs[0].closed && conn.dirs[1].closed {
+                    self.stats.closed += 1;
+                    self.remove(&key);
+                }
+            }
             return;
         }
         let before = conn.buffered();
@@ -1080,6 +1088,9 @@ mod tests {
         assert_eq!(h.r.tls.by_peer(), vec![("192.0.2.7".parse().unwrap(), 1)]);
         assert_eq!(h.r.bytes(), 0);
         assert!(h.got.is_empty());
+        h.send(3, "192.0.2.7:50000", "198.51.100.1:5061", 13, "F", b"");
+        h.send(4, "198.51.100.1:5061", "192.0.2.7:50000", 7, "F", b"");
+        assert_eq!(h.r.connections(), 0, "FINs free a TLS connection");
     }
 
     #[test]
