@@ -1513,10 +1513,7 @@ mod tests {
                 "ok",
             ),
             // An unknown header, even a malformed name, is skipped unread.
-            (
-                "From: <sip:a@h>\r\nTo: <sip:b@h>\r\nBad Name: x\r\n",
-                "ok",
-            ),
+            ("From: <sip:a@h>\r\nTo: <sip:b@h>\r\nBad Name: x\r\n", "ok"),
             ("Call-ID:\r\nFrom: <sip:a@h>\r\nTo: <sip:b@h>\r\n", "ok"),
         ];
         for (headers, want) in cases {
