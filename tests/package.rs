@@ -156,11 +156,8 @@ fn the_package_lists_every_file_with_its_owner_and_mode() {
         ("/usr/share/doc/callmeta/changelog.Debian.gz", file),
         ("/usr/share/doc/callmeta/copyright", file),
     ] {
-        assert_eq!(
-            entry(path),
-            (mode.to_string(), "root/root".to_string()),
-            "{path}"
-        );
+        // cargo-deb writes numeric owners: 0/0 is root:root.
+        assert_eq!(entry(path), (mode.to_string(), "0/0".to_string()), "{path}");
     }
     // Nothing in /var: the data directory is made by postinst for the callmeta user.
     assert!(
@@ -381,17 +378,42 @@ fn mode_owner(path: &str) -> (u32, String, String) {
     )
 }
 
-/// The installed daemon as the unit runs it: user and group callmeta, no supplementary
-/// groups, CAP_NET_RAW and CAP_NET_ADMIN ambient and nothing else in any set (bounding
-/// included), no new privileges; systemd's STATE_DIRECTORY and WATCHDOG_USEC, and the
-/// notify socket. Returns once it said READY=1.
+/// The filesystem side of the unit's sandbox, rebuilt by hand in a mount namespace of its
+/// own (`unshare --mount`, private propagation) because systemd is not PID 1 here:
+/// `PrivateDevices=` (a /dev with only the pseudo devices), `PrivateTmp=`,
+/// `ProtectHome=`, and `ProtectSystem=strict` with `StateDirectory=` (everything
+/// read-only but /var/lib/callmeta). Then it execs its arguments.
+const SANDBOX: &str = "set -e
+mount --bind /var/lib/callmeta /var/lib/callmeta
+mount -o remount,bind,ro /
+mount -t tmpfs -o mode=0755,nosuid,noexec tmpfs /dev
+mknod -m 0666 /dev/null c 1 3
+mknod -m 0666 /dev/zero c 1 5
+mknod -m 0666 /dev/full c 1 7
+mknod -m 0666 /dev/random c 1 8
+mknod -m 0666 /dev/urandom c 1 9
+mknod -m 0666 /dev/tty c 5 0
+mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp
+mount -t tmpfs -o mode=0755 tmpfs /root
+mount -t tmpfs -o mode=0755 tmpfs /home
+exec \"$@\"
+";
+
+/// The installed daemon as the unit runs it: in [`SANDBOX`], as user and group callmeta
+/// with no supplementary groups, CAP_NET_RAW and CAP_NET_ADMIN ambient and nothing else
+/// in any set (bounding included), no new privileges; systemd's STATE_DIRECTORY and
+/// WATCHDOG_USEC, and the notify socket. Returns once it said READY=1.
 fn start_installed(dir: &Path, notify: &Notify, args: &[&str]) -> Daemon {
     let log = dir.join("installed-daemon.log");
     let out = std::fs::File::create(&log).expect("log file");
     let err = out.try_clone().expect("log file");
     let caps = "-all,+net_raw,+net_admin";
-    let mut child = Command::new("setpriv")
+    // unshare and sh exec, so the child's pid is the daemon's.
+    let mut child = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+        .args([SANDBOX, "sandbox"])
         .args([
+            "setpriv",
             "--reuid=callmeta",
             "--regid=callmeta",
             "--clear-groups",
@@ -412,7 +434,7 @@ fn start_installed(dir: &Path, notify: &Notify, args: &[&str]) -> Daemon {
         .stdout(out)
         .stderr(err)
         .spawn()
-        .expect("start setpriv");
+        .expect("start unshare");
     let t = Instant::now();
     while notify.count("READY=1") == 0 {
         if let Ok(Some(status)) = child.try_wait() {
@@ -629,8 +651,9 @@ fn install_run_as_callmeta_upgrade_remove_and_purge_on_this_machine() {
     );
     stdout(Command::new("/usr/bin/callmeta").args(["check-config"]));
 
-    // The installed daemon as the callmeta user with the unit's two capabilities.
-    let dir = tempfile::tempdir().expect("tempdir");
+    // The installed daemon as the callmeta user with the unit's two capabilities. Its
+    // notify socket is under /run, as systemd's is: the sandbox has a /tmp of its own.
+    let dir = tempfile::tempdir_in("/run").expect("tempdir");
     let d = dir.path();
     let notify = Notify::bind(d);
     // The daemon (callmeta) must reach the socket: own it, and let it through the dir.
@@ -649,6 +672,24 @@ fn install_run_as_callmeta_upgrade_remove_and_purge_on_this_machine() {
     }
     assert_eq!(proc_status(pid, "CapInh"), "0000000000003000", "CapInh");
     assert_eq!(proc_status(pid, "NoNewPrivs"), "1");
+    // And it runs in the sandbox: / read-only, /dev a tmpfs of its own.
+    let mounts = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).expect("mountinfo");
+    let mount = |point: &str| {
+        mounts
+            .lines()
+            .rfind(|l| l.split(' ').nth(4) == Some(point))
+            .unwrap_or_else(|| panic!("no {point} in\n{mounts}"))
+            .to_string()
+    };
+    assert!(
+        mount("/")
+            .split(' ')
+            .nth(5)
+            .is_some_and(|o| o.starts_with("ro")),
+        "{}",
+        mount("/")
+    );
+    assert!(mount("/dev").contains(" - tmpfs "), "{}", mount("/dev"));
     daemon.wait_log("capturing on lo");
     one_call(d, "installed@test");
     wait_until("the watchdog ping", Duration::from_secs(10), || {
