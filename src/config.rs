@@ -50,13 +50,66 @@ pub struct Config {
 pub struct Sources {
     /// Live capture sources, one capture thread each.
     pub capture: Vec<CaptureSource>,
+    /// PBX trace logs followed like `tail -F` (docs/sources.md).
+    pub log: Vec<LogSource>,
 }
 
 impl Default for Sources {
     fn default() -> Self {
         Sources {
             capture: vec![CaptureSource::default()],
+            log: Vec::new(),
         }
+    }
+}
+
+/// A PBX's SIP-trace log followed across rotation (`[[source.log]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSource {
+    /// The log file, e.g. /var/log/asterisk/full.
+    pub path: PathBuf,
+    /// `asterisk-pjsip`, `asterisk-chansip`, `freeswitch`, `kamailio-sipdump` or `cisco`.
+    pub format: String,
+    /// IANA zone the log writes local times in; `None`: the host's zone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// Year of dates written without one; `None`: the year that puts the time closest
+    /// before now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub year: Option<i16>,
+    /// The PBX's own SIP address (`ip:port`), the other end of every logged peer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_address: Option<std::net::SocketAddr>,
+}
+
+impl Default for LogSource {
+    fn default() -> Self {
+        LogSource {
+            path: PathBuf::new(),
+            format: String::new(),
+            timezone: None,
+            year: None,
+            local_address: None,
+        }
+    }
+}
+
+impl LogSource {
+    /// What `source::log::Follower::open` takes; `None` when `problems()` reports this
+    /// source (unknown format or zone).
+    pub fn follow_config(&self) -> Option<crate::source::log::FollowConfig> {
+        let format = crate::source::log::LogFormat::from_name(&self.format)?;
+        let timezone = match &self.timezone {
+            Some(name) => crate::source::log::time::time_zone(name)?,
+            None => crate::source::log::time::host_time_zone(),
+        };
+        Some(crate::source::log::FollowConfig {
+            path: self.path.clone(),
+            format,
+            timezone,
+            year: self.year,
+        })
     }
 }
 
@@ -310,6 +363,39 @@ impl Config {
                 ));
             }
         }
+        let mut logs = std::collections::HashSet::new();
+        for (i, l) in self.source.log.iter().enumerate() {
+            let key = format!("source.log[{i}]");
+            if l.path.as_os_str().is_empty() {
+                p.push(format!("{key}.path: must name the log file"));
+            } else if !logs.insert(l.path.as_path()) {
+                p.push(format!(
+                    "{key}.path: `{}` is listed twice",
+                    l.path.display()
+                ));
+            }
+            if crate::source::log::LogFormat::from_name(&l.format).is_none() {
+                p.push(format!(
+                    "{key}.format: `{}` is not one of asterisk-pjsip, asterisk-chansip, \
+                     freeswitch, kamailio-sipdump, cisco",
+                    l.format
+                ));
+            }
+            if let Some(tz) = &l.timezone {
+                if crate::source::log::time::time_zone(tz).is_none() {
+                    p.push(format!(
+                        "{key}.timezone: `{tz}` is not a time zone name (e.g. Europe/Berlin, UTC)"
+                    ));
+                }
+            }
+            if let Some(y) = l.year {
+                if !(1970..=2100).contains(&y) {
+                    p.push(format!(
+                        "{key}.year: {y} is not a year between 1970 and 2100"
+                    ));
+                }
+            }
+        }
         let mut seen = std::collections::HashSet::new();
         for c in &self.source.capture {
             if !seen.insert(c.interface.as_str()) {
@@ -462,6 +548,7 @@ mod tests {
             ("[privacy]", "pseudonymize = []"),
             ("[logging]", "fmt = \"json\""),
             ("[[source.capture]]", "iface = \"lo\""),
+            ("[[source.log]]", "file = \"/var/log/asterisk/full\""),
         ] {
             let text = format!("{table}\n{body}\n");
             let err = parse(&text).expect_err(&text).to_string();
@@ -527,6 +614,37 @@ mod tests {
         .to_string();
         assert!(err.contains("retention.anonymise_after"), "{err}");
         assert!(err.contains("`phone`") && err.contains("dst_ip"), "{err}");
+    }
+
+    #[test]
+    fn a_log_source_reads_every_key_and_gives_its_follow_config() {
+        let cfg = parse(
+            "[[source.log]]\npath = \"/var/log/asterisk/full\"\nformat = \"asterisk-pjsip\"\n\
+             timezone = \"Europe/Berlin\"\nyear = 2025\nlocal_address = \"192.0.2.10:5060\"\n",
+        )
+        .expect("log source");
+        let log = &cfg.source.log[0];
+        assert_eq!(log.local_address, "192.0.2.10:5060".parse().ok());
+        let follow = log.follow_config().expect("valid");
+        assert_eq!(follow.format, crate::source::log::LogFormat::AsteriskPjsip);
+        assert_eq!(follow.year, Some(2025));
+    }
+
+    #[test]
+    fn log_source_problems_name_their_keys() {
+        let err = parse(
+            "[[source.log]]\nformat = \"asterisk\"\ntimezone = \"Mars/Olympus\"\nyear = 1900\n",
+        )
+        .expect_err("invalid")
+        .to_string();
+        for key in [
+            "source.log[0].path",
+            "source.log[0].format",
+            "source.log[0].timezone",
+            "source.log[0].year",
+        ] {
+            assert!(err.contains(key), "{key} missing from: {err}");
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use callmeta::call::TrackerConfig;
 use callmeta::config::{LogFormat, RetentionSection};
 use callmeta::privacy::{self, PseudonymKey, Pseudonymiser};
+use callmeta::source::log::Detected;
 use callmeta::store::export::{self, Format};
 use callmeta::store::retention::{self, RetentionOutcome, RetentionPolicy};
 use callmeta::store::{self as store, Query, Request, Store, Subject, Writer, WriterConfig};
@@ -50,7 +51,14 @@ enum Command {
         pseudonymise: Vec<String>,
         #[command(flatten)]
         key: KeyArg,
-        /// Capture files; several are merged in time order (rotated or per-interface captures).
+        /// What the files are: `auto` recognises each by its content (docs/sources.md).
+        #[arg(long, default_value = "auto", value_parser = [
+            "auto", "pcap", "asterisk-pjsip", "asterisk-chansip", "freeswitch",
+            "kamailio-sipdump", "cisco",
+        ])]
+        format: String,
+        /// Capture files (merged in time order: rotated or per-interface captures) and PBX
+        /// trace logs (read in the order given: rotated logs oldest first).
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
@@ -275,9 +283,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             anonymise_after,
             pseudonymise,
             key,
+            format,
             files,
         } => cmd_ingest(
             &db.db,
+            &format,
             &files,
             &IngestPrivacy {
                 retention,
@@ -439,7 +449,27 @@ fn warn_if_wal_kept(erasure: Option<store::Erasure>) {
     }
 }
 
-fn cmd_ingest(db: &Path, files: &[PathBuf], opts: &IngestPrivacy) -> Result<ExitCode> {
+fn cmd_ingest(
+    db: &Path,
+    format: &str,
+    files: &[PathBuf],
+    opts: &IngestPrivacy,
+) -> Result<ExitCode> {
+    // Captures are merged in time order, logs read in the order given: split them.
+    let (captures, logs): (Vec<PathBuf>, Vec<PathBuf>) = match format {
+        "pcap" => (files.to_vec(), Vec::new()),
+        "auto" => files.iter().cloned().partition(|f| {
+            matches!(
+                ingest::log::detect_file(f),
+                Ok(Some(Detected::Pcap | Detected::Pcapng)) | Err(_)
+            )
+        }),
+        _ => (Vec::new(), files.to_vec()),
+    };
+    let log_opts = ingest::LogOptions {
+        format: callmeta::source::log::LogFormat::from_name(format),
+        ..Default::default()
+    };
     let started = Instant::now();
     check_store_permissions(db)?;
     let fields = privacy::parse_fields(&opts.pseudonymise)?;
@@ -466,7 +496,18 @@ fn cmd_ingest(db: &Path, files: &[PathBuf], opts: &IngestPrivacy) -> Result<Exit
             queue: 10_000,
         },
     );
-    let summaries = ingest::ingest_files(files, TrackerConfig::default(), |r| writer.send(r));
+    let mut summaries = Ok(Vec::new());
+    if !captures.is_empty() {
+        summaries = ingest::ingest_files(&captures, TrackerConfig::default(), |r| writer.send(r));
+    }
+    if !logs.is_empty() {
+        if let Ok(done) = summaries {
+            summaries = ingest::ingest_log_files(&logs, &log_opts, TrackerConfig::default(), |r| {
+                writer.send(r)
+            })
+            .map(|more| done.into_iter().chain(more).collect());
+        }
+    }
     // Flush what was written even when the run stopped on an error.
     let stats = writer.finish().context("writing records to the store")?;
     let summaries = summaries.context("writing records to the store")?;

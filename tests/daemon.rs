@@ -225,30 +225,44 @@ fn field<'v>(records: &'v [Value], call_id: &str, name: &str) -> &'v Value {
 
 const FILTER: &str = "udp portrange 25060-25099";
 
+/// One live test's place: a temporary directory with its notify socket and store.
+struct Site {
+    dir: tempfile::TempDir,
+    notify: Notify,
+    db: std::path::PathBuf,
+}
+
+impl Site {
+    fn new() -> Site {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let notify = Notify::bind(dir.path());
+        let db = dir.path().join("live.db");
+        Site { dir, notify, db }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `callmeta run` capturing port 25060 on lo into this site's store, plus `extra`.
+    fn start(&self, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
+        let db = self.db.to_string_lossy();
+        let mut args = vec!["--interface", "lo", "--port", "25060", "--db", &db];
+        args.extend_from_slice(extra);
+        Daemon::start(self.path(), &self.notify, &args, env)
+    }
+}
+
 #[test]
 fn run_records_every_outcome_exactly_as_the_capture_file_does() {
     if !live_ready() {
         return;
     }
     let _lock = live_lock();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let d = dir.path();
-    let notify = Notify::bind(d);
-    let db = d.join("live.db");
+    let site = Site::new();
+    let (d, db) = (site.path(), &site.db);
     let wire = Tcpdump::start(d, FILTER);
-    let daemon = Daemon::start(
-        d,
-        &notify,
-        &[
-            "--interface",
-            "lo",
-            "--port",
-            "25060",
-            "--db",
-            &db.to_string_lossy(),
-        ],
-        &[],
-    );
+    let daemon = site.start(&[], &[]);
     let cases: [(&str, &str, &str, &str); 8] = [
         (
             "uas_answer.xml",
@@ -317,7 +331,7 @@ fn run_records_every_outcome_exactly_as_the_capture_file_does() {
     assert!(status.success(), "exit {status}:\n{log}");
     let capture = wire.stop();
 
-    let calls = records(&db, "calls");
+    let calls = records(db, "calls");
     assert_eq!(calls.len(), 7, "{calls:#?}");
     for (id, disposition, ended_by, side) in [
         ("live-caller-bye@test", "answered", "bye", "caller"),
@@ -345,7 +359,7 @@ fn run_records_every_outcome_exactly_as_the_capture_file_does() {
         "{log}"
     );
     assert_same_records(calls, reference(d, &capture, "calls"));
-    let messages = records(&db, "messages");
+    let messages = records(db, "messages");
     assert_eq!(messages.len(), 1);
     assert_eq!(messages[0]["final_status"], 200);
     assert_same_records(messages, reference(d, &capture, "messages"));
@@ -357,10 +371,8 @@ fn a_call_answered_before_a_restart_and_ended_after_it_is_one_record() {
         return;
     }
     let _lock = live_lock();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let d = dir.path();
-    let notify = Notify::bind(d);
-    let db = d.join("live.db");
+    let site = Site::new();
+    let (d, notify, db) = (site.path(), &site.notify, &site.db);
     let args = [
         "--interface",
         "lo",
@@ -372,7 +384,7 @@ fn a_call_answered_before_a_restart_and_ended_after_it_is_one_record() {
     .map(String::from);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let wire = Tcpdump::start(d, FILTER);
-    let first = Daemon::start(d, &notify, &args, &[]);
+    let first = Daemon::start(d, notify, &args, &[]);
     // The caller talks 8 s before its BYE: time to restart the daemon in between.
     let uac = scenario(d, "uac_answer_caller_bye.xml", Some((2500, 8000)));
     let uas = scenario(d, "uas_answer.xml", None);
@@ -394,7 +406,7 @@ fn a_call_answered_before_a_restart_and_ended_after_it_is_one_record() {
     let (status, log) = first.stop();
     assert!(status.success(), "{log}");
     assert!(log.contains("1 open calls saved"), "{log}");
-    let second = Daemon::start(d, &notify, &args, &[]);
+    let second = Daemon::start(d, notify, &args, &[]);
     second.wait_log("1 open calls resumed");
     finish(uac_child, "UAC", call.call_id);
     finish(uas_child, "UAS", call.call_id);
@@ -402,7 +414,7 @@ fn a_call_answered_before_a_restart_and_ended_after_it_is_one_record() {
     assert!(status.success(), "{log}");
     let capture = wire.stop();
 
-    let calls = records(&db, "calls");
+    let calls = records(db, "calls");
     assert_eq!(calls.len(), 1, "{calls:#?}");
     assert_eq!(calls[0]["ended_by"], "bye");
     assert!(
@@ -428,13 +440,11 @@ fn sighup_adds_a_port_without_losing_the_open_call_and_refuses_a_broken_config()
         return;
     }
     let _lock = live_lock();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let d = dir.path();
-    let notify = Notify::bind(d);
-    let db = d.join("live.db");
+    let site = Site::new();
+    let (d, notify, db) = (site.path(), &site.notify, &site.db);
     let conf = d.join("callmeta.toml");
-    write_config(&conf, "[25060]", &db);
-    let daemon = Daemon::start(d, &notify, &["-c", &conf.to_string_lossy()], &[]);
+    write_config(&conf, "[25060]", db);
+    let daemon = Daemon::start(d, notify, &["-c", &conf.to_string_lossy()], &[]);
 
     let uac = scenario(d, "uac_answer_caller_bye.xml", Some((2500, 6000)));
     let uas = scenario(d, "uas_answer.xml", None);
@@ -452,7 +462,7 @@ fn sighup_adds_a_port_without_losing_the_open_call_and_refuses_a_broken_config()
     let long_uac = long.start_uac(d);
     std::thread::sleep(Duration::from_millis(2500));
 
-    write_config(&conf, "[25060, 25080]", &db);
+    write_config(&conf, "[25060, 25080]", db);
     signal(daemon.child.id(), "HUP");
     daemon.wait_log("now ports [25060, 25080]");
     let busy = (
@@ -499,7 +509,7 @@ fn sighup_adds_a_port_without_losing_the_open_call_and_refuses_a_broken_config()
         "the refusal names the bad key:\n{log}"
     );
 
-    let calls = records(&db, "calls");
+    let calls = records(db, "calls");
     assert_eq!(calls.len(), 3, "{calls:#?}");
     assert_eq!(
         field(&calls, "live-open-during-reload@test", "ended_by"),
@@ -522,28 +532,16 @@ fn systemd_hears_ready_status_watchdog_and_stopping() {
         return;
     }
     let _lock = live_lock();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let d = dir.path();
-    let notify = Notify::bind(d);
-    let db = d.join("live.db");
-    let daemon = Daemon::start(
-        d,
-        &notify,
-        &[
-            "--interface",
-            "lo",
-            "--port",
-            "25060",
-            "--db",
-            &db.to_string_lossy(),
-        ],
-        &[("WATCHDOG_USEC", "2000000")],
-    );
+    let site = Site::new();
+    let notify = &site.notify;
+    let daemon = site.start(&[], &[("WATCHDOG_USEC", "2000000")]);
     wait_until("WATCHDOG=1", Duration::from_secs(10), || {
         notify.has("WATCHDOG=1")
     });
     wait_until("STATUS=", Duration::from_secs(10), || notify.has("STATUS="));
     assert!(notify.has("READY=1"));
+    signal(daemon.child.id(), "USR1");
+    daemon.wait_log("health (SIGUSR1)");
     let (status, _) = daemon.stop();
     assert!(status.success());
     wait_until("STOPPING=1", Duration::from_secs(5), || {
@@ -668,24 +666,13 @@ fn a_full_disk_holds_records_in_the_queue_until_space_returns() {
         return;
     }
     let _lock = live_lock();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let d = dir.path();
+    let site = Site::new();
+    let (d, notify) = (site.path(), &site.notify);
     let disk = SmallDisk::mount();
     let db = disk.dir.path().join("live.db");
-    let notify = Notify::bind(d);
-    let daemon = Daemon::start(
-        d,
-        &notify,
-        &[
-            "--interface",
-            "lo",
-            "--port",
-            "25060",
-            "--db",
-            &db.to_string_lossy(),
-        ],
-        &[],
-    );
+    let db_arg = db.to_string_lossy();
+    let args = ["--interface", "lo", "--port", "25060", "--db", &db_arg];
+    let daemon = Daemon::start(d, notify, &args, &[]);
     // Fill the disk (dd stops at ENOSPC by itself).
     let filler = disk.dir.path().join("filler");
     let _ = Command::new("dd")
@@ -738,5 +725,50 @@ fn a_full_disk_holds_records_in_the_queue_until_space_returns() {
         calls.len(),
         3,
         "nothing lost while the queue had room: {calls:#?}\n{log}"
+    );
+}
+
+#[test]
+fn json_logs_carry_the_record_fields_one_object_per_line() {
+    if !live_ready() {
+        return;
+    }
+    let _lock = live_lock();
+    let site = Site::new();
+    let d = site.path();
+    let daemon = site.start(&["--log-format", "json"], &[]);
+    let busy = (
+        scenario(d, "uas_busy.xml", None),
+        scenario(d, "uac_rejected.xml", None),
+    );
+    Call {
+        uas: &busy.0,
+        uac: &busy.1,
+        uas_ip: "127.0.0.2",
+        uac_ip: "127.0.0.1",
+        port: 25060,
+        uac_port: 25090,
+        call_id: "live-json@test",
+        callee: "15559870002",
+    }
+    .run(d);
+    let (status, log) = daemon.stop();
+    assert!(status.success(), "{log}");
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let call = lines
+        .iter()
+        .find(|l| l["call_id"] == "live-json@test")
+        .unwrap_or_else(|| panic!("no call line in {log}"));
+    assert_eq!(call["caller"], "+15551230001");
+    assert_eq!(call["callee"], "15559870002");
+    assert_eq!(call["disposition"], "busy");
+    assert!(
+        call["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("call ") && m.contains("status=486")),
+        "{call}"
     );
 }

@@ -131,6 +131,20 @@ struct Dialog {
     answer_codecs: String,
 }
 
+impl Dialog {
+    /// The INVITE retried after a challenge: the same call goes on with a new transaction.
+    fn retry(&mut self, ts: i64, msg: &SipMessage<'_>) {
+        self.state = State::Proceeding;
+        self.invite_cseq = msg.cseq.seq;
+        self.invite_branch = msg.via.and_then(|v| v.branch).map(Into::into);
+        self.final_any = None;
+        self.final_caller_hop = None;
+        self.ended_at = None;
+        self.last_invite_at = ts;
+        self.last_seen_at = ts;
+    }
+}
+
 #[derive(Debug)]
 struct TextMessage {
     order: (i64, u64),
@@ -375,15 +389,7 @@ impl Tracker {
                     self.emit_dialog(&key, out);
                 }
                 State::Challenged if msg.cseq.seq > d.invite_cseq => {
-                    // The retry after a challenge: the same call goes on.
-                    d.state = State::Proceeding;
-                    d.invite_cseq = msg.cseq.seq;
-                    d.invite_branch = branch.map(Into::into);
-                    d.final_any = None;
-                    d.final_caller_hop = None;
-                    d.ended_at = None;
-                    d.last_invite_at = meta.ts_us;
-                    d.last_seen_at = meta.ts_us;
+                    d.retry(meta.ts_us, msg);
                     return;
                 }
                 _ => {
@@ -520,6 +526,12 @@ impl Tracker {
                 {
                     d.cancel_at = Some(ts);
                     d.reason_cause = d.reason_cause.or(msg.reason_cause);
+                }
+                // Some UAs (Ekiga 4 to Asterisk 11, corpus log #4) copy the challenge's
+                // To-tag into the retried INVITE (RFC 3261 §22.2 says not to): still the
+                // retry, not a re-INVITE, while no 2xx made a dialog.
+                Method::Invite if d.state == State::Challenged && msg.cseq.seq > d.invite_cseq => {
+                    d.retry(ts, msg)
                 }
                 Method::Ack if msg.has_sdp() => add_codecs(&mut d.answer_codecs, msg.body),
                 _ => {}
@@ -1207,6 +1219,22 @@ mod tests {
         assert_eq!(
             (c.disposition, c.final_status, c.answered_at),
             (Disposition::Answered, Some(200), Some(4 * S))
+        );
+    }
+
+    #[test]
+    fn a_retry_carrying_the_challenges_to_tag_is_still_the_same_call() {
+        let mut r = Run::new();
+        let first = invite();
+        let retry = invite().cseq(2).branch("z9hG4bK-2").to_tag("ttag");
+        r.at(0, CALLER, CALLEE, first)
+            .at(5 * MS, CALLEE, CALLER, first.resp(401));
+        r.at(20 * MS, CALLER, CALLEE, retry)
+            .at(S, CALLEE, CALLER, retry.resp(200));
+        let c = r.one();
+        assert_eq!(
+            (c.started_at, c.final_status, c.answered_at),
+            (0, Some(200), Some(S))
         );
     }
 

@@ -1,13 +1,16 @@
 //! Offline ingest: files in, finished records out to a caller-supplied sink.
 //!
-//! `capture` reads pcap/pcapng files (frames → datagrams → SIP messages → tracker).
+//! `capture` reads pcap/pcapng files (frames → datagrams → SIP messages → tracker);
+//! `log` reads PBX trace logs (lines → framed messages → SIP messages → tracker).
 //! What every input path shares lives here, so they all behave the same: the per-file
 //! summary and the feeding of one transport payload to the tracker. This module knows
 //! nothing of the store.
 
 mod capture;
+pub mod log;
 
 pub use capture::ingest_files;
+pub use log::{ingest_log_files, LogFeed, LogOptions};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +29,10 @@ pub struct FileSummary {
     pub messages: u64,
     /// Frames or payloads not used, by reason (decode skips, `not_sip`, parse errors).
     pub skipped: Vec<(&'static str, u64)>,
+    /// What was noticed but still used, by kind (logs: `truncated`, `coalesced`, ...).
+    pub notes: Vec<(&'static str, u64)>,
+    /// Things the operator should know about the records (logs: times unknown).
+    pub warnings: Vec<String>,
     /// Set when the file could not be opened or was damaged part-way; what was read
     /// before the damage is kept.
     pub error: Option<String>,
@@ -52,7 +59,14 @@ impl FileSummary {
             let parts: Vec<String> = skipped.iter().map(|(k, n)| format!("{k}={n}")).collect();
             line.push_str(&format!("; skipped {}", parts.join(" ")));
         }
+        if !self.notes.is_empty() {
+            let parts: Vec<String> = self.notes.iter().map(|(k, n)| format!("{k}={n}")).collect();
+            line.push_str(&format!("; noted {}", parts.join(" ")));
+        }
         line.push_str(&format!("; {:.3}s", self.elapsed.as_secs_f64()));
+        for w in &self.warnings {
+            line.push_str(&format!("; WARNING: {w}"));
+        }
         if let Some(e) = &self.error {
             line.push_str(&format!("; ERROR: {e}"));
         }

@@ -21,6 +21,7 @@ use rusqlite::{Connection, OpenFlags};
 use crate::call::{CallRecord, MessageRecord, Record};
 use crate::privacy::Pseudonymiser;
 
+mod checkpoint;
 mod dialogs;
 pub mod export;
 mod privacy;
