@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::call::TrackerConfig;
+use crate::net::NetConfig;
 
 /// Where the store lives when neither the config nor `--db` says.
 pub const DEFAULT_DB: &str = "/var/lib/callmeta/calls.db";
@@ -43,6 +44,7 @@ pub struct Config {
     pub retention: RetentionSection,
     pub privacy: PrivacySection,
     pub logging: LoggingSection,
+    pub net: NetSection,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -275,6 +277,90 @@ impl Default for PrivacySection {
     }
 }
 
+/// How transport payloads are found beyond plain UDP: TLS and WebSocket ports, the
+/// any-port heuristic, and the caps of IP defragmentation and TCP reassembly
+/// (docs/network.md).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetSection {
+    /// TCP ports where SIP is over TLS: counted per peer, never readable.
+    pub tls_ports: Vec<u16>,
+    /// TCP ports carrying SIP over WebSocket (RFC 7118).
+    pub ws_ports: Vec<u16>,
+    /// Recognise SIP on any UDP/TCP port by its start line (capture files, and live
+    /// traffic the kernel filter let through).
+    pub heuristic: bool,
+    pub defrag_max_datagrams: usize,
+    pub defrag_max_bytes: usize,
+    #[serde(with = "duration")]
+    pub defrag_timeout: Duration,
+    pub tcp_max_connections: usize,
+    pub tcp_max_stream_bytes: usize,
+    pub tcp_max_bytes: usize,
+    #[serde(with = "duration")]
+    pub tcp_idle_timeout: Duration,
+    #[serde(with = "duration")]
+    pub tcp_gap_timeout: Duration,
+}
+
+impl Default for NetSection {
+    fn default() -> Self {
+        let n = NetConfig::default();
+        NetSection {
+            tls_ports: n.tls_ports,
+            ws_ports: n.ws_ports,
+            heuristic: n.heuristic,
+            defrag_max_datagrams: n.defrag_max_datagrams,
+            defrag_max_bytes: n.defrag_max_bytes,
+            defrag_timeout: n.defrag_timeout,
+            tcp_max_connections: n.tcp_max_connections,
+            tcp_max_stream_bytes: n.tcp_max_stream_bytes,
+            tcp_max_bytes: n.tcp_max_bytes,
+            tcp_idle_timeout: n.tcp_idle_timeout,
+            tcp_gap_timeout: n.tcp_gap_timeout,
+        }
+    }
+}
+
+impl NetSection {
+    /// The decoder's settings for a source capturing `ports`: those that are not TLS or
+    /// WebSocket ports carry plain SIP.
+    pub fn net_config(&self, ports: &[u16]) -> NetConfig {
+        let sip_ports = ports
+            .iter()
+            .copied()
+            .filter(|p| !self.tls_ports.contains(p) && !self.ws_ports.contains(p))
+            .collect();
+        NetConfig {
+            sip_ports,
+            tls_ports: self.tls_ports.clone(),
+            ws_ports: self.ws_ports.clone(),
+            heuristic: self.heuristic,
+            defrag_max_datagrams: self.defrag_max_datagrams,
+            defrag_max_bytes: self.defrag_max_bytes,
+            defrag_timeout: self.defrag_timeout,
+            tcp_max_connections: self.tcp_max_connections,
+            tcp_max_stream_bytes: self.tcp_max_stream_bytes,
+            tcp_max_bytes: self.tcp_max_bytes,
+            tcp_idle_timeout: self.tcp_idle_timeout,
+            tcp_gap_timeout: self.tcp_gap_timeout,
+        }
+    }
+
+    /// The ports the live kernel filter lets through for a source capturing `ports`.
+    pub fn filter_ports(&self, ports: &[u16]) -> Vec<u16> {
+        let mut all: Vec<u16> = ports
+            .iter()
+            .chain(&self.tls_ports)
+            .chain(&self.ws_ports)
+            .copied()
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        all
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -414,6 +500,23 @@ impl Config {
         if self.store.flush_interval.is_zero() {
             p.push("store.flush_interval: must be longer than 0s".into());
         }
+        for (name, n) in [
+            ("net.defrag_max_datagrams", self.net.defrag_max_datagrams),
+            ("net.defrag_max_bytes", self.net.defrag_max_bytes),
+            ("net.tcp_max_connections", self.net.tcp_max_connections),
+            ("net.tcp_max_stream_bytes", self.net.tcp_max_stream_bytes),
+            ("net.tcp_max_bytes", self.net.tcp_max_bytes),
+        ] {
+            if n == 0 {
+                p.push(format!("{name}: must be at least 1"));
+            }
+        }
+        if self.net.tcp_max_stream_bytes > self.net.tcp_max_bytes {
+            p.push("net.tcp_max_stream_bytes: must not exceed net.tcp_max_bytes".into());
+        }
+        if self.net.tls_ports.contains(&0) || self.net.ws_ports.contains(&0) {
+            p.push("net.tls_ports / net.ws_ports: 0 is not a port (1-65535)".into());
+        }
         if self.calls.max_open_dialogs == 0 {
             p.push("calls.max_open_dialogs: must be at least 1".into());
         }
@@ -548,6 +651,7 @@ mod tests {
             ("[privacy]", "pseudonymize = []"),
             ("[logging]", "fmt = \"json\""),
             ("[[source.capture]]", "iface = \"lo\""),
+            ("[net]", "tls = [1]"),
             ("[[source.log]]", "file = \"/var/log/asterisk/full\""),
         ] {
             let text = format!("{table}\n{body}\n");

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use callmeta::call::TrackerConfig;
 use callmeta::config::{LogFormat, RetentionSection};
@@ -130,6 +130,15 @@ enum Command {
     Calls(ListArgs),
     /// List text-message (SIP MESSAGE) records.
     Messages(ListArgs),
+    /// Print the man page, callmeta(1), in roff (the Debian package ships it).
+    #[command(hide = true)]
+    Man,
+    /// Print a shell completion script (the Debian package ships bash and zsh).
+    #[command(hide = true)]
+    Completions {
+        #[arg(value_parser = ["bash", "zsh"])]
+        shell: String,
+    },
 }
 
 #[derive(Args)]
@@ -313,6 +322,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
             out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Man => {
+            let mut out = std::io::stdout().lock();
+            write_man_page(&mut out)
+                .and_then(|()| Ok(out.flush()?))
+                .context("writing the man page")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions { shell } => {
+            let shell = match shell.as_str() {
+                "zsh" => clap_complete::Shell::Zsh,
+                _ => clap_complete::Shell::Bash,
+            };
+            let mut out = std::io::stdout().lock();
+            clap_complete::generate(shell, &mut Cli::command(), "callmeta", &mut out);
+            out.flush()?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Messages(args) => {
             let store = Store::open_read_only(&args.db.db)?;
             let messages = store.messages(&args.query())?;
@@ -323,6 +349,60 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+type ManSection = fn(&clap_mangen::Man, &mut dyn Write) -> std::io::Result<()>;
+
+/// callmeta(1): the whole command line on one page, each command a subsection (clap_mangen
+/// alone would point to a callmeta-COMMAND(1) page per command, which nobody ships).
+fn write_man_page(out: &mut dyn Write) -> Result<()> {
+    let mut cli = Cli::command();
+    cli.build();
+    let man = clap_mangen::Man::new(cli.clone());
+    man.render_title(out)?;
+    man.render_name_section(out)?;
+    man.render_synopsis_section(out)?;
+    man.render_description_section(out)?;
+    man.render_options_section(out)?;
+    writeln!(out, ".SH COMMANDS")?;
+    for sub in cli
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+    {
+        let name = sub.get_bin_name().unwrap_or_else(|| sub.get_name());
+        let page = clap_mangen::Man::new(sub.clone());
+        writeln!(out, ".SS \"{name}\"")?;
+        let sections: [ManSection; 3] = [
+            clap_mangen::Man::render_synopsis_section,
+            clap_mangen::Man::render_description_section,
+            clap_mangen::Man::render_options_section,
+        ];
+        for render in sections {
+            let mut text = Vec::new();
+            render(&page, &mut text)?;
+            // Each render starts with roff's apostrophe preamble and its own heading: the
+            // page has the preamble once, and paragraphs under this subsection instead.
+            writeln!(out, ".PP")?;
+            for line in String::from_utf8_lossy(&text).lines() {
+                if !(line.starts_with(".SH")
+                    || line.starts_with(".ie ")
+                    || line.starts_with(".el "))
+                {
+                    writeln!(out, "{line}")?;
+                }
+            }
+        }
+    }
+    writeln!(
+        out,
+        ".SH FILES\n.TP\n/etc/callmeta/callmeta.toml\nThe configuration (every key commented); \
+         reloaded on SIGHUP.\n.TP\n/var/lib/callmeta/calls.db\nThe store (with its \\-wal and \
+         \\-shm files), readable by the callmeta group.\n.SH SEE ALSO\n\
+         \\fBsystemctl\\fR(1), \\fBjournalctl\\fR(1); \
+         /usr/share/doc/callmeta/docs/operations.md, call\\-model.md, schema.md and privacy.md."
+    )?;
+    man.render_version_section(out)?;
+    Ok(())
 }
 
 /// The privacy options of `ingest`: what the daemon reads from `[retention]` and

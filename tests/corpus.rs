@@ -145,20 +145,16 @@ fn explained(file: &str) -> Option<&'static str> {
              Timer B on capture time closes the INVITE as no_response long before the 100 \
              and the 200 arrive; tshark ignores time"
         }
-        "gprshome-wireshark__sip.pcap" | "sngrep__ipv6frag.pcap" => {
-            "the INVITE is IP-fragmented: defragmentation is issue 3's work"
+        "heplify__erspan_sip_ipv4_udp.pcapng" => {
+            "decoded through GRE/ERSPAN; the SBC in this mirror keeps the Call-ID but rewrites \
+             the From-tag between its public and private legs, so under CALL_MODEL each leg \
+             is its own dialog and record; tshark's row merges the legs by Call-ID and takes \
+             the public leg's earlier 200 and BYE"
         }
-        "heplify__erspan_sip_ipv4_udp.pcapng" => "SIP inside GRE/ERSPAN mirrors: issue 3's work",
-        "heplify__sip_tcp_websocket.pcap" => {
-            "the caller's leg is SIP over WebSocket, seen first: WebSocket is issue 3's work"
+        "heplify__sip_sctp.pcap" => {
+            "SIP over SCTP: the INVITE is one user message split over two DATA chunks, which \
+             are not reassembled (counted as sctp_fragmented); single-chunk messages are read"
         }
-        "heplify__sip_ipv4_tcp.pcap"
-        | "heplify__sip_ipv4_tcp_fragmented.pcap"
-        | "sngrep__ipip.pcap"
-        | "suricata-verify__sip-body-large.pcap" => {
-            "SIP over TCP: stream reassembly is issue 3's work"
-        }
-        "heplify__sip_sctp.pcap" => "SIP over SCTP is not decoded",
         _ => return None,
     })
 }
@@ -209,6 +205,8 @@ fn corpus_invite_dialogs_agree_with_tshark() {
         pct(udp_ok, udp)
     );
     assert!(pct(udp_ok, udp) >= 95.0, "UDP agreement below 95%");
+    // Issue 3: TCP, WebSocket, IPv6, fragmented and tunnelled captures count too.
+    assert!(pct(all_ok, all) >= 98.0, "overall agreement below 98%");
     assert!(
         unexplained.is_empty(),
         "unexplained disagreements:\n{}",

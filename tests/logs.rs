@@ -17,9 +17,8 @@ use callmeta::call::{
     CallRecord, Disposition, EndedBy, MessageRecord, Record, Side, Tracker, TrackerConfig,
 };
 use callmeta::ingest::{self, FileSummary, LogOptions};
-use callmeta::net::{Decoder, LinkType, Transport};
+use callmeta::net::Transport;
 use callmeta::source::log::{self, LogClock, LogFormat, LogMessage};
-use callmeta::source::CaptureFile;
 use generate::{DateFormat, FsLayout, Packet};
 use jiff::tz::TimeZone;
 
@@ -476,22 +475,7 @@ const CAPTURES: &[&str] = &[
 
 fn packets(name: &str) -> Vec<Packet> {
     let path = format!("{}/tests/data/sipp/{name}.pcap", env!("CARGO_MANIFEST_DIR"));
-    let mut cap = CaptureFile::open(Path::new(&path)).expect("open capture");
-    let link = LinkType::from_dlt(cap.dlt()).expect("supported link type");
-    let mut decoder = Decoder::new();
-    let mut out = Vec::new();
-    while let Some(frame) = cap.next_frame().expect("read capture") {
-        let data = frame.data.to_vec();
-        decoder.decode(link, frame.ts_us, &data, |dg| {
-            out.push(Packet {
-                ts_us: dg.ts_us,
-                src: dg.src,
-                dst: dg.dst,
-                payload: dg.payload.to_vec(),
-            })
-        });
-    }
-    out
+    generate::packets_of(Path::new(&path))
 }
 
 /// The records of a capture with its times cut to `precision_us`, as a log would have them.

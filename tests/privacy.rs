@@ -14,6 +14,8 @@
 //! `assert_no_canary` covers it.
 
 mod common;
+#[path = "data/logs/generate.rs"]
+mod generate;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::fs::PermissionsExt;
@@ -810,4 +812,60 @@ fn no_canary_reaches_the_store_or_the_log_through_run_at_debug_level() {
     assert_eq!(call_ids(&calls(&db)), vec!["canary-call-1@pbx.example.com"]);
     ev.assert_present(b"canary-call-1@pbx.example.com");
     assert_no_canary(&ev, CANARIES);
+}
+
+/// Item 1 through PBX trace logs: the canary capture's SIP written as Asterisk pjsip,
+/// chan_sip and FreeSWITCH would log it, then ingested; no canary reaches the store or
+/// the output. (The logs themselves hold the canaries, as a PBX's would, and are kept
+/// out of the evidence.)
+#[test]
+fn no_canary_reaches_the_store_or_the_output_through_pbx_trace_logs() {
+    use generate::{DateFormat, FsLayout};
+    let utc = jiff::tz::TimeZone::UTC;
+    // What a PBX logs is its SIP: the datagrams to and from its port 5060.
+    let sip: Vec<generate::Packet> = generate::packets_of(std::path::Path::new(&canary_capture()))
+        .into_iter()
+        .filter(|p| p.src.port() == 5060 || p.dst.port() == 5060)
+        .collect();
+    let local: std::net::SocketAddr = "127.0.0.2:5060".parse().expect("address");
+    let logs = tempfile::tempdir().expect("tempdir");
+    let written = [
+        (
+            "pjsip.log",
+            generate::pjsip_file(&sip, local, DateFormat::IsoMicros, &utc),
+        ),
+        (
+            "chansip.log",
+            generate::chansip_file(&sip, local, DateFormat::IsoMillis, &utc),
+        ),
+        (
+            "freeswitch.log",
+            generate::freeswitch(&sip, local, FsLayout::Current, &utc),
+        ),
+    ];
+    for (name, text) in &written {
+        let first = CANARIES.iter().find(|c| text.contains(*c));
+        assert!(
+            first.is_some(),
+            "{name} must carry canaries, or the test proves nothing"
+        );
+        std::fs::write(logs.path().join(name), text).expect("write log");
+    }
+    for (name, _) in &written {
+        let site = Site::new();
+        let db = site.db();
+        let mut ev = Evidence::default();
+        ev.path(site.dir.path());
+        let log = logs.path().join(name);
+        ev.run(&["ingest", "--db", s(&db), "--retention", KEEP, s(&log)]);
+        ev.run(&["calls", "--db", s(&db), "--format", "jsonl"]);
+        ev.run(&["messages", "--db", s(&db), "--format", "jsonl"]);
+        assert_eq!(
+            call_ids(&calls(&db)),
+            vec!["canary-call-1@pbx.example.com"],
+            "{name}"
+        );
+        ev.assert_present(b"canary-call-1@pbx.example.com");
+        assert_no_canary(&ev, CANARIES);
+    }
 }

@@ -217,6 +217,18 @@ fn verdict(
     let (Some(ours), Some(theirs)) = (ours, theirs) else {
         return None;
     };
+    // Corrupted bytes inside a tag (heplify's ERSPAN capture: `...5af571e&Sy\x18\x01`):
+    // `&` and control bytes are not token characters (RFC 3261 §25.1), so the header is
+    // malformed. The oracles stop at a non-token byte; ours keeps the value up to the next
+    // delimiter. Neither is more right for broken input, and no record field is a To-tag.
+    if field.ends_with(".tag")
+        && ours.starts_with(theirs)
+        && ours[theirs.len()..]
+            .bytes()
+            .any(|b| b.is_ascii_control() || b == b'&')
+    {
+        return Some("a corrupted tag (non-token bytes): the oracles stop at the first one, ours at the next delimiter");
+    }
     // Trailing whitespace and a stray CR before the CRLF (snort3's digium capture ends
     // some lines CR CR LF) are line-ending noise, not value: RFC 3261 §7.3.1 drops LWS
     // around values and §25.1 TEXT-UTF8 excludes control characters. rsip keeps them;

@@ -1,6 +1,8 @@
 //! Capture files: several are one stream in time order (rotated captures, or one capture
 //! per interface). Frames are merged by timestamp across files, so a call spanning two
-//! files is one record.
+//! files is one record. Each file has its own decoder (its own IP and TCP reassembly
+//! state, capped by the [`NetConfig`]); at its end, holes still open in its TCP streams are
+//! given up and what follows them is used.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::{feed_datagram, FileSummary};
 use crate::call::{Record, Tracker, TrackerConfig};
-use crate::net::{Decoder, LinkType, SkipKind};
+use crate::net::{Decoder, LinkType, NetConfig, SkipKind};
 use crate::source::{CaptureFile, SourceError};
 
 struct Input {
@@ -43,12 +45,23 @@ impl Input {
     }
 }
 
-/// Reads `paths` as one time-ordered stream and hands every finished record to `sink`.
-/// A file that cannot be opened or is damaged is reported in its summary; the others
-/// are still read. `sink` errors stop the run.
+/// Reads `paths` as one time-ordered stream and hands every finished record to `sink`,
+/// with the default network settings ([`ingest_files_with`] takes them).
 pub fn ingest_files<E>(
     paths: &[PathBuf],
     cfg: TrackerConfig,
+    sink: impl FnMut(Record) -> Result<(), E>,
+) -> Result<Vec<FileSummary>, E> {
+    ingest_files_with(paths, cfg, &NetConfig::default(), sink)
+}
+
+/// Reads `paths` as one time-ordered stream and hands every finished record to `sink`.
+/// A file that cannot be opened or is damaged is reported in its summary; the others
+/// are still read. `sink` errors stop the run.
+pub fn ingest_files_with<E>(
+    paths: &[PathBuf],
+    cfg: TrackerConfig,
+    net: &NetConfig,
     mut sink: impl FnMut(Record) -> Result<(), E>,
 ) -> Result<Vec<FileSummary>, E> {
     let mut inputs: Vec<Input> = Vec::with_capacity(paths.len());
@@ -71,7 +84,7 @@ pub fn ingest_files<E>(
                 let mut input = Input {
                     cap,
                     link,
-                    decoder: Decoder::new(),
+                    decoder: Decoder::with_config(net.clone()),
                     name: Arc::from(name.as_str()),
                     pending: None,
                     buf: Vec::with_capacity(65_536),
@@ -114,6 +127,15 @@ pub fn ingest_files<E>(
         }
         input.busy += t.elapsed();
         input.refill();
+        if input.pending.is_none() {
+            // This file is done: what its TCP streams still hold is used or counted now,
+            // while the other files' calls are still in time order.
+            let (summary, name) = (&mut input.summary, &input.name);
+            input.decoder.finish(|dg| {
+                let n = feed_datagram(&mut tracker, dg, name, &mut out, |k| summary.skip(k));
+                summary.sip_messages += n;
+            });
+        }
         drain(&mut out, &mut inputs, &mut sink)?;
     }
     tracker.finish(&mut out);
@@ -124,6 +146,8 @@ pub fn ingest_files<E>(
         for (kind, n) in input.decoder.stats.skipped_kinds() {
             input.summary.skipped.push((kind.as_str(), n));
         }
+        input.summary.net = input.decoder.counters();
+        input.summary.tls = input.decoder.tls().summary();
         // Each file's own reading and decoding time; the whole run's time is the CLI's.
         input.summary.elapsed = input.busy.min(input.started.elapsed());
         summaries.push(input.summary);

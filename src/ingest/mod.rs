@@ -9,7 +9,7 @@
 mod capture;
 pub mod log;
 
-pub use capture::ingest_files;
+pub use capture::{ingest_files, ingest_files_with};
 pub use log::{ingest_log_files, LogFeed, LogOptions};
 
 use std::sync::Arc;
@@ -29,6 +29,12 @@ pub struct FileSummary {
     pub messages: u64,
     /// Frames or payloads not used, by reason (decode skips, `not_sip`, parse errors).
     pub skipped: Vec<(&'static str, u64)>,
+    /// Non-zero reassembly counters of the network layer (IP fragments, TCP, WebSocket,
+    /// TLS, SCTP), from `net::Decoder::counters`.
+    pub net: Vec<(&'static str, u64)>,
+    /// TLS connections that could not be read, per peer, with the hint that the PBX's trace
+    /// log covers encrypted signalling; `None` when there were none.
+    pub tls: Option<String>,
     /// What was noticed but still used, by kind (logs: `truncated`, `coalesced`, ...).
     pub notes: Vec<(&'static str, u64)>,
     /// Things the operator should know about the records (logs: times unknown).
@@ -58,6 +64,9 @@ impl FileSummary {
             skipped.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
             let parts: Vec<String> = skipped.iter().map(|(k, n)| format!("{k}={n}")).collect();
             line.push_str(&format!("; skipped {}", parts.join(" ")));
+        }
+        if let Some(tls) = &self.tls {
+            line.push_str(&format!("; {tls}"));
         }
         if !self.notes.is_empty() {
             let parts: Vec<String> = self.notes.iter().map(|(k, n)| format!("{k}={n}")).collect();

@@ -1,15 +1,28 @@
 //! Link, IP and transport layers: from a captured frame to the payload a SIP parser reads.
 //!
 //! Input: raw frames with their link type (from `source`). Output: [`Datagram`]s, which
-//! borrow the frame's bytes. Nothing here knows what SIP is; nothing here allocates per
-//! frame.
+//! borrow the frame's bytes or a reassembly buffer: one UDP datagram, or one SIP message
+//! framed out of a TCP or WebSocket stream. Nothing here knows what a call is; the only SIP
+//! this layer knows is where a message ends on a stream (`framing`). Nothing here allocates
+//! per frame, and every piece of reassembly state is capped by [`NetConfig`]. What is
+//! decoded, what is counted as unsupported, and the caps: docs/network.md.
 
 use std::fmt;
 use std::net::SocketAddr;
 
+mod config;
 pub mod decode;
+pub mod defrag;
+pub mod encap;
+pub mod framing;
+mod sctp;
+pub mod tcp;
+pub mod tls;
+pub mod websocket;
 
+pub use config::NetConfig;
 pub use decode::{DecodeError, DecodeStats, Decoder, LinkType, SkipKind};
+pub use tls::{TlsPeers, TLS_HINT};
 
 /// How a SIP message travelled, as the call record reports it (CALL_MODEL `transport`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]

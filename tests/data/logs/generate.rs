@@ -22,6 +22,28 @@ use std::net::SocketAddr;
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
+/// The transport payloads of a capture file, in capture order.
+pub fn packets_of(path: &std::path::Path) -> Vec<Packet> {
+    use callmeta::net::{Decoder, LinkType};
+    use callmeta::source::CaptureFile;
+    let mut cap = CaptureFile::open(path).expect("open capture");
+    let link = LinkType::from_dlt(cap.dlt()).expect("supported link type");
+    let mut decoder = Decoder::new();
+    let mut out = Vec::new();
+    while let Some(frame) = cap.next_frame().expect("read capture") {
+        let data = frame.data.to_vec();
+        decoder.decode(link, frame.ts_us, &data, |dg| {
+            out.push(Packet {
+                ts_us: dg.ts_us,
+                src: dg.src,
+                dst: dg.dst,
+                payload: dg.payload.to_vec(),
+            })
+        });
+    }
+    out
+}
+
 /// One captured datagram.
 #[derive(Debug, Clone)]
 pub struct Packet {
