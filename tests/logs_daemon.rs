@@ -19,9 +19,7 @@ use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use callmeta::call::{CallRecord, MessageRecord};
-use callmeta::net::{Decoder, LinkType};
 use callmeta::source::log::time::host_time_zone;
-use callmeta::source::CaptureFile;
 use callmeta::store::{Query, Store};
 use generate::{DateFormat, Packet};
 use live::{signal, wait_until, Daemon, Notify, BIN};
@@ -49,22 +47,7 @@ const WAIT: Duration = Duration::from_secs(40);
 
 fn packets(name: &str) -> Vec<Packet> {
     let path = format!("{}/tests/data/sipp/{name}.pcap", env!("CARGO_MANIFEST_DIR"));
-    let mut cap = CaptureFile::open(Path::new(&path)).expect("open capture");
-    let link = LinkType::from_dlt(cap.dlt()).expect("supported link type");
-    let mut decoder = Decoder::new();
-    let mut out = Vec::new();
-    while let Some(frame) = cap.next_frame().expect("read capture") {
-        let data = frame.data.to_vec();
-        decoder.decode(link, frame.ts_us, &data, |dg| {
-            out.push(Packet {
-                ts_us: dg.ts_us,
-                src: dg.src,
-                dst: dg.dst,
-                payload: dg.payload.to_vec(),
-            })
-        });
-    }
-    out
+    generate::packets_of(Path::new(&path))
 }
 
 fn now_us() -> i64 {
