@@ -25,10 +25,12 @@ use anyhow::{bail, Context, Result};
 use sd_notify::NotifyState;
 
 use crate::call::{Record, Tracker, TrackerConfig};
-use crate::config::{CaptureSource, Config, ConfigError, LogFormat, LogSource, DEFAULT_CONFIG};
+use crate::config::{
+    CaptureSource, Config, ConfigError, LogFormat, LogSource, NetSection, DEFAULT_CONFIG,
+};
 use crate::ingest::{feed_datagram, LogFeed};
 use crate::logging;
-use crate::net::{Decoder, LinkType};
+use crate::net::{Decoder, LinkType, NetConfig};
 use crate::privacy::{self, PseudonymKey, Pseudonymiser};
 use crate::source::log::{Checkpoint, Follower, LogMessage};
 use crate::source::{LiveCapture, LiveConfig};
@@ -99,10 +101,12 @@ fn now_us() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
-fn live_config(c: &CaptureSource) -> LiveConfig {
+/// What libpcap opens for a source: its ports plus the TLS and WebSocket ports, so the
+/// kernel filter lets through what the decoder knows how to read or count.
+fn live_config(c: &CaptureSource, net: &NetSection) -> LiveConfig {
     LiveConfig {
         interface: c.interface.clone(),
-        ports: c.ports.clone(),
+        ports: net.filter_ports(&c.ports),
         promiscuous: c.promiscuous,
         buffer_size: c.buffer_size,
         snaplen: c.snaplen,
@@ -112,8 +116,9 @@ fn live_config(c: &CaptureSource) -> LiveConfig {
 /// Messages from the control plane to a capture thread.
 enum Control {
     Stop,
-    SetPorts(Vec<u16>),
-    Reopen(LiveConfig),
+    /// New kernel filter ports and decoder settings (a reload of ports or `[net]`).
+    SetPorts(Vec<u16>, NetConfig),
+    Reopen(LiveConfig, NetConfig),
     SetTracker(TrackerConfig),
 }
 
@@ -126,6 +131,8 @@ struct SourceStats {
     calls: AtomicU64,
     open: AtomicU64,
     kernel_drops: AtomicU64,
+    /// TLS connections seen (SIP that cannot be read from the wire).
+    tls_connections: AtomicU64,
     interface_drops: AtomicU64,
     /// Wall-clock µs of the thread's last loop turn: the watchdog's proof of life.
     heartbeat_us: AtomicI64,
@@ -150,12 +157,14 @@ const STATS_EVERY: Duration = Duration::from_secs(5);
 
 fn spawn_source(
     cfg: &CaptureSource,
+    net: &NetSection,
     tracker_cfg: TrackerConfig,
     resumed: Vec<(Vec<u8>, String)>,
     writer: Arc<Writer>,
     pseudonyms: Option<Arc<Pseudonymiser>>,
 ) -> Result<Source> {
-    let live = LiveCapture::open(&live_config(cfg))?;
+    let live = LiveCapture::open(&live_config(cfg, net))?;
+    let decoder = Decoder::with_config(net.net_config(&cfg.ports));
     let (control, rx) = mpsc::channel();
     let stats = Arc::new(SourceStats::default());
     stats.heartbeat_us.store(now_us(), Relaxed);
@@ -173,7 +182,7 @@ fn spawn_source(
                 pseudonyms,
                 stats: Arc::clone(&thread_stats),
             };
-            capture_loop(live, tracker, rx, &sink, thread_stats)
+            capture_loop(live, decoder, tracker, rx, &sink, thread_stats)
         })
         .context("starting a capture thread")?;
     Ok(Source {
@@ -215,6 +224,7 @@ impl Sink {
 /// Returns the calls still open, for the store to carry over to the next start.
 fn capture_loop(
     mut live: LiveCapture,
+    mut decoder: Decoder,
     mut tracker: Tracker,
     control: Receiver<Control>,
     sink: &Sink,
@@ -222,7 +232,7 @@ fn capture_loop(
 ) -> Vec<(Vec<u8>, String)> {
     let name: Arc<str> = Arc::from(live.interface());
     let mut link = LinkType::from_dlt(live.dlt());
-    let mut decoder = Decoder::new();
+    let mut tls_seen = 0u64;
     let mut out: Vec<Record> = Vec::with_capacity(64);
     let mut last_stats = Instant::now();
     let mut last_drops = (0u64, 0u64);
@@ -232,14 +242,21 @@ fn capture_loop(
         while let Ok(c) = control.try_recv() {
             match c {
                 Control::Stop => stop = true,
-                Control::SetPorts(ports) => match live.set_ports(&ports) {
-                    Ok(()) => tracing::info!("capture on {name}: now ports {ports:?}"),
-                    Err(e) => tracing::error!("{e}; keeping the previous filter"),
-                },
-                Control::Reopen(cfg) => match LiveCapture::open(&cfg) {
+                Control::SetPorts(ports, net) => {
+                    match live.set_ports(&ports) {
+                        Ok(()) => tracing::info!("capture on {name}: now ports {ports:?}"),
+                        Err(e) => tracing::error!("{e}; keeping the previous filter"),
+                    }
+                    if decoder.config() != &net {
+                        // Reassembly state restarts with the new caps; streams resynchronise.
+                        decoder = Decoder::with_config(net);
+                    }
+                }
+                Control::Reopen(cfg, net) => match LiveCapture::open(&cfg) {
                     Ok(new) => {
                         live = new;
                         link = LinkType::from_dlt(live.dlt());
+                        decoder = Decoder::with_config(net);
                         tracing::info!("capture on {name}: reopened with the new settings");
                     }
                     Err(e) => tracing::error!("{e}; keeping the previous capture"),
@@ -293,6 +310,14 @@ fn capture_loop(
                 stats.kernel_drops.store(kernel, Relaxed);
                 stats.interface_drops.store(iface, Relaxed);
             }
+            let tls = decoder.tls();
+            if tls.connections > tls_seen {
+                tls_seen = tls.connections;
+                if let Some(summary) = tls.summary() {
+                    tracing::warn!("capture on {name}: {summary}");
+                }
+            }
+            stats.tls_connections.store(tls_seen, Relaxed);
         }
     }
     let saved = tracker.suspend(&mut out);
@@ -786,6 +811,16 @@ impl Daemon {
             w.unwritten,
             if w.failing { ", FAILING" } else { "" }
         );
+        let tls: u64 = self
+            .sources
+            .iter()
+            .map(|s| s.stats.tls_connections.load(Relaxed))
+            .sum();
+        if tls > 0 {
+            tracing::warn!(
+                "health ({what}): {tls} TLS connections carried SIP that cannot be read from the wire; add the PBX's SIP trace log as a [[source.log]] to record those calls"
+            );
+        }
     }
 
     /// Whether every capture and log thread turned its loop recently: the watchdog only
@@ -828,13 +863,14 @@ impl Daemon {
             {
                 Some(c) => {
                     let mut s = s;
-                    if *c != s.cfg {
+                    if *c != s.cfg || new.net != self.cfg.net {
                         let mut only_ports = c.clone();
                         only_ports.ports = s.cfg.ports.clone();
+                        let net = new.net.net_config(&c.ports);
                         let msg = if only_ports == s.cfg {
-                            Control::SetPorts(c.ports.clone())
+                            Control::SetPorts(new.net.filter_ports(&c.ports), net)
                         } else {
-                            Control::Reopen(live_config(c))
+                            Control::Reopen(live_config(c, &new.net), net)
                         };
                         let _ = s.control.send(msg);
                         s.cfg = c.clone();
@@ -868,6 +904,7 @@ impl Daemon {
             }
             match spawn_source(
                 c,
+                &new.net,
                 tracker,
                 Vec::new(),
                 Arc::clone(&self.writer),
@@ -1083,6 +1120,7 @@ pub fn run(config_path: Option<PathBuf>, overrides: Overrides) -> Result<()> {
         let resume = saved.remove(&c.interface).unwrap_or_default();
         match spawn_source(
             c,
+            &cfg.net,
             cfg.calls.tracker(),
             resume.clone(),
             Arc::clone(&writer),
