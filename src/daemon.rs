@@ -1020,6 +1020,12 @@ impl Daemon {
             Err(_) => bail!("internal: the store writer is still shared at shutdown"),
         };
         let mut store = Store::open(&self.db)?;
+        store.set_pseudonymiser(
+            self.pseudonyms
+                .as_deref()
+                .filter(|p| !p.fields().is_empty())
+                .cloned(),
+        );
         for (name, open) in &saved {
             store
                 .save_open_dialogs(name, open, now_us())
@@ -1169,6 +1175,12 @@ pub fn run(config_path: Option<PathBuf>, overrides: Overrides) -> Result<()> {
         }
         drop(writer);
         if let Ok(mut store) = Store::open(&db) {
+            store.set_pseudonymiser(
+                pseudonyms
+                    .as_deref()
+                    .filter(|p| !p.fields().is_empty())
+                    .cloned(),
+            );
             for (name, open) in back.iter().filter(|(_, o)| !o.is_empty()) {
                 let _ = store.save_open_dialogs(name, open, now_us());
             }

@@ -432,6 +432,50 @@ impl Pseudonymiser {
         self.field(Field::DstIp, &mut m.dst_ip, |p, v| p.ip(*v));
     }
 
+    /// The same fields in a saved open call (the tracker's JSON state in the store's
+    /// `open_dialogs`), so calls carried across a restart hold no clear identity either.
+    /// Replacing is idempotent, so the record the resumed call makes comes out the same.
+    /// The caller's hop (`caller_hop`, the first INVITE's addresses) takes the address
+    /// pseudonyms: after a restart, a pseudonymised hop no longer tells which hop's final
+    /// code the caller saw, so `final_status` falls back to the first one seen.
+    pub fn apply_saved_dialog(&self, state: &str) -> String {
+        use serde_json::Value;
+        let Ok(mut v) = serde_json::from_str::<Value>(state) else {
+            // Not the tracker's JSON (cannot happen for states it wrote): keep nothing
+            // that could be an identity.
+            return String::new();
+        };
+        let Some(o) = v.as_object_mut() else {
+            return String::new();
+        };
+        for (key, field, number) in [
+            ("caller", Field::Caller, true),
+            ("callee", Field::Callee, true),
+            ("caller_name", Field::CallerName, false),
+            ("asserted_identity", Field::AssertedIdentity, true),
+        ] {
+            if !self.fields.contains(&field) {
+                continue;
+            }
+            if let Some(Value::String(s)) = o.get_mut(key) {
+                *s = if number { self.number(s) } else { self.text(s) };
+            }
+        }
+        if let Some(Value::Array(hop)) = o.get_mut("caller_hop") {
+            for (i, field) in [Field::SrcIp, Field::DstIp].into_iter().enumerate() {
+                if !self.fields.contains(&field) {
+                    continue;
+                }
+                if let Some(Value::String(addr)) = hop.get_mut(i) {
+                    if let Ok(sa) = addr.parse::<std::net::SocketAddr>() {
+                        *addr = std::net::SocketAddr::new(self.ip(sa.ip()), sa.port()).to_string();
+                    }
+                }
+            }
+        }
+        serde_json::to_string(&v).unwrap_or_default()
+    }
+
     /// `anonymise_after`: every identifying field, whatever `fields` says.
     pub fn anonymise(&self) -> Pseudonymiser {
         Pseudonymiser {
@@ -444,6 +488,72 @@ impl Pseudonymiser {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An open call suspended by a real tracker, pseudonymised as the store saves it,
+    /// then resumed and ended: the saved state holds no clear identity, and the record
+    /// is the one the unsaved path gives.
+    #[test]
+    fn a_saved_open_call_holds_pseudonyms_and_resumes_into_the_same_record() {
+        use crate::call::{Meta, Record, Tracker, TrackerConfig};
+        use crate::net::Transport;
+        use std::sync::Arc;
+        let invite = b"INVITE sip:15559870002@pbx SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1\r\nFrom: \"Alice\" <sip:+15551230001@a>;tag=f\r\nTo: <sip:15559870002@pbx>\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nP-Asserted-Identity: <sip:+15551230000@a>\r\n\r\n";
+        let ok = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1\r\nFrom: <sip:+15551230001@a>;tag=f\r\nTo: <sip:15559870002@pbx>;tag=t\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\n\r\n";
+        let bye = b"BYE sip:15559870002@pbx SIP/2.0\r\nFrom: <sip:+15551230001@a>;tag=f\r\nTo: <sip:15559870002@pbx>;tag=t\r\nCall-ID: c1\r\nCSeq: 2 BYE\r\n\r\n";
+        let source: Arc<str> = Arc::from("lo");
+        let (a, b) = (
+            "10.0.0.1:5060".parse().unwrap(),
+            "10.0.0.2:5060".parse().unwrap(),
+        );
+        let meta = |ts, src, dst| Meta {
+            ts_us: ts,
+            src,
+            dst,
+            transport: Transport::Udp,
+            source: &source,
+        };
+        let feed = |t: &mut Tracker, out: &mut Vec<Record>, ts, src, dst, m: &[u8]| {
+            t.on_message(
+                &meta(ts, src, dst),
+                &crate::sip::parse(m).expect("parse"),
+                out,
+            )
+        };
+        let p = Pseudonymiser::new(&key(7), &Field::ALL);
+        let mut out = Vec::new();
+        let mut t = Tracker::new(TrackerConfig::default());
+        feed(&mut t, &mut out, 0, a, b, invite);
+        feed(&mut t, &mut out, 1_000_000, b, a, ok);
+        let saved: Vec<(Vec<u8>, String)> = t
+            .suspend(&mut out)
+            .into_iter()
+            .map(|(k, s)| (k, p.apply_saved_dialog(&s)))
+            .collect();
+        let state = &saved[0].1;
+        for clear in [
+            "+15551230001",
+            "15559870002",
+            "+15551230000",
+            "Alice",
+            "10.0.0.1",
+            "10.0.0.2",
+        ] {
+            assert!(!state.contains(clear), "`{clear}` in {state}");
+        }
+        let mut resumed = Tracker::new(TrackerConfig::default());
+        assert_eq!(resumed.resume(saved), 0);
+        feed(&mut resumed, &mut out, 9_000_000, a, b, bye);
+        resumed.finish(&mut out);
+        let Some(Record::Call(c)) = out.pop() else {
+            panic!("no record")
+        };
+        assert_eq!(
+            (c.caller.clone(), c.callee.clone()),
+            (p.number("+15551230001"), p.number("15559870002"))
+        );
+        assert_eq!(c.src_ip, p.ip("10.0.0.1".parse().unwrap()));
+        assert_eq!((c.answered_at, c.ended_at), (Some(1_000_000), 9_000_000));
+    }
 
     fn key(b: u8) -> PseudonymKey {
         PseudonymKey::from_bytes([b; KEY_BYTES])

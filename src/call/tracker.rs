@@ -71,6 +71,8 @@ pub struct TrackerStats {
     pub calls: u64,
     pub text_messages: u64,
     pub evicted: u64,
+    /// Initial INVITEs and MESSAGEs not followed: a Call-ID or tag over 256 bytes.
+    pub oversized: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -167,11 +169,24 @@ pub struct Tracker {
     next_sweep: i64,
     scratch: Vec<u8>,
     expired: Vec<Box<[u8]>>,
+    /// Records made where no output was at hand (calls evicted while resuming), handed
+    /// on with the next output.
+    deferred: Vec<Record>,
     stats: TrackerStats,
 }
 
+/// Longest Call-ID and tag a dialog is made for: real ones are tens of bytes, and each
+/// open dialog holds its key twice, so the cap bounds memory by bytes, not just count.
+const MAX_ID: usize = 256;
+/// Longest text kept of a header (names, user agents, URIs' parts).
+const MAX_TEXT: usize = 256;
+/// Most codec names kept per call, and their most bytes.
+const MAX_CODECS: usize = 16;
+
 fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).trim().to_string()
+    String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_TEXT)])
+        .trim()
+        .to_string()
 }
 
 fn opt_text(bytes: Option<&[u8]>) -> Option<String> {
@@ -197,6 +212,9 @@ fn text_key<'k>(scratch: &'k mut Vec<u8>, call_id: &[u8], cseq: u32) -> &'k [u8]
 /// Appends SDP codec names to a comma-separated list, skipping names already there.
 fn add_codecs(list: &mut String, body: &[u8]) {
     for name in sip::sdp::codecs(body) {
+        if list.len() >= MAX_TEXT || list.split(',').count() >= MAX_CODECS {
+            break;
+        }
         let Ok(name) = std::str::from_utf8(name) else {
             continue;
         };
@@ -238,6 +256,7 @@ impl Tracker {
             next_sweep: i64::MIN,
             scratch: Vec::with_capacity(256),
             expired: Vec::new(),
+            deferred: Vec::new(),
             stats: TrackerStats::default(),
         }
     }
@@ -280,6 +299,7 @@ impl Tracker {
     /// Moves time forward to `now_us` (message time, or the wall clock when the wire is
     /// quiet) and closes what has timed out.
     pub fn advance(&mut self, now_us: i64, out: &mut Vec<Record>) {
+        out.append(&mut self.deferred);
         if now_us > self.now {
             self.now = now_us;
         }
@@ -293,6 +313,7 @@ impl Tracker {
 
     /// Closes everything still open: the capture or log ended.
     pub fn finish(&mut self, out: &mut Vec<Record>) {
+        out.append(&mut self.deferred);
         let keys: Vec<Box<[u8]>> = self.dialogs.keys().cloned().collect();
         for key in keys {
             if let Some(d) = self.dialogs.get_mut(&key) {
@@ -313,6 +334,7 @@ impl Tracker {
     /// with [`Tracker::resume`] and a call spanning the restart stays one record.
     /// MESSAGE transactions are written as they are (they live 32 s at most).
     pub fn suspend(&mut self, out: &mut Vec<Record>) -> Vec<(Vec<u8>, String)> {
+        out.append(&mut self.deferred);
         let keys: Vec<Box<[u8]>> = self.dialogs.keys().cloned().collect();
         let mut open = Vec::new();
         for key in keys {
@@ -363,7 +385,12 @@ impl Tracker {
         for (key, state) in dialogs {
             match serde_json::from_str::<Dialog>(&state) {
                 Ok(mut d) => {
-                    self.seq = self.seq.max(d.order.1) + 1;
+                    // The cap holds for resumed calls too: the oldest goes first.
+                    let mut evicted = Vec::new();
+                    self.make_room(&mut evicted);
+                    self.deferred.append(&mut evicted);
+                    // The sequence comes from the store: saturate rather than overflow.
+                    self.seq = self.seq.max(d.order.1).saturating_add(1);
                     d.order.1 = self.seq;
                     let key: Box<[u8]> = key.into();
                     self.order.insert(d.order, key.clone());
@@ -390,6 +417,10 @@ impl Tracker {
         tag: &[u8],
         out: &mut Vec<Record>,
     ) {
+        if msg.call_id.len() > MAX_ID || tag.len() > MAX_ID {
+            self.stats.oversized += 1;
+            return;
+        }
         let branch = msg.via.and_then(|v| v.branch);
         let key = dialog_key(&mut self.scratch, msg.call_id, tag);
         if let Some(d) = self.dialogs.get_mut(key) {
@@ -625,6 +656,10 @@ impl Tracker {
     }
 
     fn text_request(&mut self, meta: &Meta<'_>, msg: &SipMessage<'_>, out: &mut Vec<Record>) {
+        if msg.call_id.len() > MAX_ID {
+            self.stats.oversized += 1;
+            return;
+        }
         let key = text_key(&mut self.scratch, msg.call_id, msg.cseq.seq);
         if self.texts.contains_key(key) {
             self.stats.duplicates += 1;
@@ -705,32 +740,37 @@ impl Tracker {
         }
     }
 
+    /// Closes what has timed out. Times come from captures and the store, so every sum
+    /// saturates: a crafted timestamp near `i64::MAX` must not overflow.
     fn sweep(&mut self, out: &mut Vec<Record>) {
         let now = self.now;
         let cfg = self.cfg;
         let mut expired = std::mem::take(&mut self.expired);
         for (key, d) in self.dialogs.iter_mut() {
             let reason = match d.state {
-                State::Ended => {
-                    (now >= d.ended_at.unwrap_or(d.last_seen_at) + cfg.settle).then_some(None)
-                }
+                State::Ended => (now
+                    >= d.ended_at
+                        .unwrap_or(d.last_seen_at)
+                        .saturating_add(cfg.settle))
+                .then_some(None),
                 // The retry after a challenge may wait for a person typing a password
                 // (sngrep's aaa.pcap: 32.5 s), so it gets the ring timeout, not Timer B.
-                State::Challenged => {
-                    (now >= d.ended_at.unwrap_or(d.last_seen_at) + cfg.ring_timeout).then_some(None)
-                }
+                State::Challenged => (now
+                    >= d.ended_at
+                        .unwrap_or(d.last_seen_at)
+                        .saturating_add(cfg.ring_timeout))
+                .then_some(None),
                 State::Proceeding => match d.last_provisional_at {
-                    None => (now >= d.last_invite_at + cfg.transaction_timeout)
+                    None => (now >= d.last_invite_at.saturating_add(cfg.transaction_timeout))
                         .then_some(Some(TimeoutReason::NoResponse)),
-                    Some(p) => {
-                        (now >= p + cfg.ring_timeout).then_some(Some(TimeoutReason::RingTimeout))
-                    }
+                    Some(p) => (now >= p.saturating_add(cfg.ring_timeout))
+                        .then_some(Some(TimeoutReason::RingTimeout)),
                 },
                 State::Confirmed => match d.session_expires {
-                    Some(se) if now >= d.last_refresh_at + i64::from(se) * SECOND => {
+                    Some(se) if now >= d.last_refresh_at.saturating_add(i64::from(se) * SECOND) => {
                         Some(Some(TimeoutReason::SessionExpired))
                     }
-                    _ => (now >= d.started_at + cfg.max_call_duration)
+                    _ => (now >= d.started_at.saturating_add(cfg.max_call_duration))
                         .then_some(Some(TimeoutReason::MaxDuration)),
                 },
             };
@@ -744,8 +784,10 @@ impl Tracker {
         }
         for (key, t) in self.texts.iter() {
             let done_at = match t.final_any {
-                Some((at, _)) => (at + cfg.settle).max(t.record.sent_at + cfg.transaction_timeout),
-                None => t.record.sent_at + cfg.transaction_timeout,
+                Some((at, _)) => at
+                    .saturating_add(cfg.settle)
+                    .max(t.record.sent_at.saturating_add(cfg.transaction_timeout)),
+                None => t.record.sent_at.saturating_add(cfg.transaction_timeout),
             };
             if now >= done_at {
                 expired.push(key.clone());
@@ -779,8 +821,10 @@ impl Tracker {
     }
 
     fn call_record(key: &[u8], d: Dialog) -> CallRecord {
-        let call_id_len = key.len() - d.caller_tag.len() - 1;
-        let call_id = text(&key[..call_id_len]);
+        // The key is Call-ID, NUL, From-tag; a key read back from the store that does
+        // not match its tag must not panic: then the whole key stands as the Call-ID.
+        let call_id_len = key.len().checked_sub(d.caller_tag.len() + 1);
+        let call_id = text(call_id_len.and_then(|n| key.get(..n)).unwrap_or(key));
         let final_status = d.final_caller_hop.or(d.final_any.map(|(_, c)| c));
         let timed_out = d.bye.is_none() && (d.timeout.is_some() || final_status.is_none());
         let (ended_at, ended_by, timeout_reason, hangup_side) = if let Some((at, side)) = d.bye {
@@ -1155,6 +1199,14 @@ mod tests {
         let mut t = Tracker::new(TrackerConfig::default());
         assert_eq!(t.resume([(b"k".to_vec(), "{not json".to_string())]), 1);
         assert_eq!(t.open(), 0);
+    }
+
+    #[test]
+    fn an_oversized_call_id_is_counted_not_followed() {
+        let long: &'static str = Box::leak("x".repeat(300).into_boxed_str());
+        let mut r = Run::new();
+        r.at(0, CALLER, CALLEE, invite().call_id(long));
+        assert_eq!((r.t.stats().oversized, r.t.open()), (1, 0));
     }
 
     #[test]

@@ -68,8 +68,9 @@ impl fmt::Display for Transport {
 }
 
 /// One transport payload with where and when it was seen: the shape every source
-/// (capture or PBX log) hands to the SIP layer.
-#[derive(Debug, Clone, Copy)]
+/// (capture or PBX log) hands to the SIP layer. Its `Debug` shows the payload's length,
+/// never its bytes (a message body must not reach a log through a `{:?}`).
+#[derive(Clone, Copy)]
 pub struct Datagram<'a> {
     /// Microseconds since the Unix epoch, UTC, from the capture or log line.
     pub ts_us: i64,
@@ -77,4 +78,16 @@ pub struct Datagram<'a> {
     pub dst: SocketAddr,
     pub transport: Transport,
     pub payload: &'a [u8],
+}
+
+impl std::fmt::Debug for Datagram<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Datagram")
+            .field("ts_us", &self.ts_us)
+            .field("src", &self.src)
+            .field("dst", &self.dst)
+            .field("transport", &self.transport)
+            .field("payload", &format_args!("<{} bytes>", self.payload.len()))
+            .finish()
+    }
 }

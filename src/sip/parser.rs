@@ -242,7 +242,9 @@ fn parse_framed(buf: &[u8], datagram: bool) -> Result<SipMessage<'_>, ParseError
             if let Some(cur) = current.take() {
                 h.take(window, cur)?;
             }
-            break line_end + 1;
+            // A datagram may end in a lone CR with no LF after it: the body starts at
+            // its end, never past it.
+            break (line_end + 1).min(limit);
         }
         if window[pos] == b' ' || window[pos] == b'\t' {
             // RFC 3261 §7.3.1: a line starting with whitespace continues the previous value.
@@ -1596,6 +1598,7 @@ mod tests {
             }
             let len = (seed >> 56) as usize;
             let _ = parse(&buf[..len]);
+            let _ = parse_datagram(&buf[..len]);
             let _ = looks_like_sip(&buf[..len]);
         }
         // Valid messages with random bytes overwritten.
@@ -1609,6 +1612,9 @@ mod tests {
                 m[i] = alphabet[((seed >> 32) % alphabet.len() as u64) as usize];
             }
             if let Ok(p) = parse(&m) {
+                assert!(p.len <= m.len(), "round {round}");
+            }
+            if let Ok(p) = parse_datagram(&m) {
                 assert!(p.len <= m.len(), "round {round}");
             }
         }
@@ -1682,5 +1688,16 @@ mod tests {
         let d = b"SIP/2.0 200 OK\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nFrom: <sip:a@h>;tag=x\r\nTo: <sip:b@h>;tag=y\r\nContent-Length: xyz\r\n\r\n";
         assert_eq!(parse(d).err().map(|e| e.kind()), Some("bad_content_length"));
         assert_eq!(parse_datagram(d).expect("datagram").content_length, None);
+    }
+
+    #[test]
+    fn a_datagram_ending_in_a_lone_cr_after_its_headers_parses_without_panic() {
+        let d = b"SIP/2.0 200 OK\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nFrom: <sip:a@h>;tag=x\r\nTo: <sip:b@h>;tag=y\r\n\r";
+        let m = parse_datagram(d).expect("parsed");
+        assert_eq!((m.body, m.len), (&b""[..], d.len()));
+        // Every prefix and every datagram of a real message goes through the datagram rule too.
+        for cut in 0..=INVITE.len() {
+            let _ = parse_datagram(&INVITE[..cut]);
+        }
     }
 }

@@ -14,13 +14,16 @@
 use rusqlite::{params, Connection};
 
 use super::{Store, StoreError};
+use crate::privacy::Pseudonymiser;
 
 /// Replaces `source`'s rows with `dialogs` (key, state), inside the caller's transaction.
+/// With a pseudonymiser, the states hold pseudonyms only, like the records.
 pub(super) fn replace_source(
     conn: &Connection,
     source: &str,
     dialogs: &[(Vec<u8>, String)],
     now_us: i64,
+    pseudonymiser: Option<&Pseudonymiser>,
 ) -> rusqlite::Result<()> {
     conn.prepare_cached("DELETE FROM open_dialogs WHERE source = ?1")?
         .execute([source])?;
@@ -29,7 +32,10 @@ pub(super) fn replace_source(
          VALUES (?1, ?2, ?3, ?4)",
     )?;
     for (key, state) in dialogs {
-        insert.execute(params![source, key, state, now_us])?;
+        match pseudonymiser {
+            Some(p) => insert.execute(params![source, key, p.apply_saved_dialog(state), now_us])?,
+            None => insert.execute(params![source, key, state, now_us])?,
+        };
     }
     Ok(())
 }
@@ -52,7 +58,7 @@ impl Store {
             source,
         };
         let tx = self.conn.transaction().map_err(write)?;
-        replace_source(&tx, source, dialogs, now_us).map_err(write)?;
+        replace_source(&tx, source, dialogs, now_us, self.pseudonymiser.as_ref()).map_err(write)?;
         tx.commit().map_err(write)
     }
 

@@ -440,9 +440,12 @@ impl Store {
             }
             None => records,
         };
-        writer::write(&mut self.conn, records, progress).map_err(|source| StoreError::Write {
-            path: self.path.clone(),
-            source,
+        let pseudonymiser = self.pseudonymiser.as_ref();
+        writer::write(&mut self.conn, records, progress, pseudonymiser).map_err(|source| {
+            StoreError::Write {
+                path: self.path.clone(),
+                source,
+            }
         })
     }
 

@@ -26,6 +26,7 @@ use rusqlite::{params, Connection, TransactionBehavior};
 
 use super::{checkpoint, dialogs, Store, StoreError};
 use crate::call::{CallRecord, MessageRecord, Record};
+use crate::privacy::Pseudonymiser;
 use crate::source::log::Checkpoint;
 
 /// Columns written for a call, in statement parameter order (the key first).
@@ -154,6 +155,7 @@ pub(super) fn write(
     conn: &mut Connection,
     records: &[Record],
     progress: &[LogProgress],
+    pseudonymiser: Option<&Pseudonymiser>,
 ) -> rusqlite::Result<()> {
     // IMMEDIATE: take the write lock up front so busy_timeout applies, rather than failing
     // with SQLITE_BUSY when a deferred transaction tries to upgrade.
@@ -171,7 +173,7 @@ pub(super) fn write(
     for p in progress {
         checkpoint::upsert(&tx, &p.source, &p.checkpoint, p.at_us)?;
         if let Some(open) = &p.open_dialogs {
-            dialogs::replace_source(&tx, &p.source, open, p.at_us)?;
+            dialogs::replace_source(&tx, &p.source, open, p.at_us, pseudonymiser)?;
         }
     }
     tx.commit()
