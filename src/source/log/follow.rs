@@ -38,7 +38,7 @@ use super::{framer, needs_prescan, Framer, FramerStats, LogClock, LogFormat, Log
 const CHUNK: usize = 64 * 1024;
 /// Longest line kept while waiting for its end; a longer one is cut (counted) so a log
 /// without newlines cannot grow the buffer without bound.
-const MAX_LINE: usize = 1 << 20;
+pub(crate) const MAX_LINE: usize = 1 << 20;
 
 /// Where to resume a followed log (the `log_checkpoints` row, schema v2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
