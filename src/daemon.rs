@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use sd_notify::NotifyState;
@@ -39,6 +39,7 @@ use crate::store::{
     self as store, Batch, LogProgress, Retry, SavedDialog, Store, TrySendError, Writer,
     WriterConfig, WriterStats,
 };
+use crate::time::now_us;
 
 /// Command-line settings that override the config file.
 #[derive(Debug, Clone, Default)]
@@ -93,12 +94,6 @@ pub fn load_config(path: Option<&Path>, o: &Overrides) -> Result<Config, ConfigE
             problems,
         })
     }
-}
-
-fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
 /// What libpcap opens for a source: its ports plus the TLS and WebSocket ports, so the
@@ -452,6 +447,9 @@ struct LogPipeline {
     out: Vec<Record>,
     /// Records prepared and logged, waiting for the next batch.
     pending: Vec<Record>,
+    /// The writer has stopped (it panicked): reading on would only grow `pending`, so the
+    /// log is left where the store last took it until the daemon stops.
+    writer_gone: bool,
     /// The checkpoint of the last batch handed to the writer.
     sent: Option<Checkpoint>,
     last_sent: Instant,
@@ -503,6 +501,7 @@ fn spawn_log(
         batch_size: store_cfg.batch_size.max(1),
         out: Vec::with_capacity(64),
         pending: Vec::new(),
+        writer_gone: false,
         last_sent: Instant::now(),
         clock: None,
         last_growth: Instant::now(),
@@ -534,6 +533,12 @@ impl LogPipeline {
         let finish = loop {
             if let Some(finish) = self.take_control() {
                 break finish;
+            }
+            if self.writer_gone {
+                // No heartbeat: the watchdog stops and systemd restarts a daemon whose
+                // store writer is gone.
+                std::thread::sleep(LOG_POLL_EVERY);
+                continue;
             }
             let read = self.turn();
             self.sink.stats.heartbeat_us.store(now_us(), Relaxed);
@@ -713,6 +718,7 @@ impl LogPipeline {
                     std::thread::sleep(Duration::from_millis(50));
                 }
                 Err(TrySendError::Disconnected(b)) => {
+                    self.writer_gone = true;
                     tracing::error!(
                         "log {}: the store writer has stopped; {} records are read again at the next start",
                         self.name,

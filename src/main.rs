@@ -6,7 +6,7 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::{Args, CommandFactory, Parser, Subcommand};
@@ -18,7 +18,7 @@ use callmeta::source::log::Detected;
 use callmeta::store::export::{self, Format};
 use callmeta::store::retention::{self, RetentionOutcome, RetentionPolicy};
 use callmeta::store::{self as store, Query, Request, Store, Subject, Writer, WriterConfig};
-use callmeta::time;
+use callmeta::time::{self, now_us};
 use callmeta::{daemon, ingest};
 
 #[derive(Parser)]
@@ -420,13 +420,6 @@ fn check_store_permissions(db: &Path) -> Result<()> {
         eprintln!("callmeta: warning: {warning}");
     }
     Ok(())
-}
-
-fn now_us() -> i64 {
-    let since = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(since.as_micros()).unwrap_or(i64::MAX)
 }
 
 fn print_retention(out: &mut impl Write, what: &str, r: &RetentionOutcome) -> Result<()> {

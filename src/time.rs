@@ -11,6 +11,14 @@ pub fn format_us(us: i64) -> String {
     }
 }
 
+/// The wall clock in microseconds since the epoch. Only the edges use it (retention,
+/// a quiet wire's timers, audit entries); records take their times from the data.
+pub fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
 /// Parses an RFC 3339 timestamp (any offset) or a plain date `YYYY-MM-DD` (midnight UTC)
 /// into microseconds since the epoch.
 pub fn parse_us(text: &str) -> Result<i64, String> {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::{feed_datagram, FileSummary};
 use crate::call::{Record, Tracker, TrackerConfig};
-use crate::net::{Decoder, LinkType, NetConfig, SkipKind};
+use crate::net::{DecodeError, Decoder, LinkType, NetConfig, SkipKind};
 use crate::source::{CaptureFile, SourceError};
 
 struct Input {
@@ -76,10 +76,7 @@ pub fn ingest_files_with<E>(
                     ..Default::default()
                 };
                 if link.is_none() {
-                    summary.error = Some(format!(
-                        "link type {} is not supported (Ethernet, Linux cooked v1/v2, raw IP and BSD loopback are)",
-                        cap.dlt()
-                    ));
+                    summary.error = Some(DecodeError::UnsupportedLink(cap.dlt()).to_string());
                 }
                 let mut input = Input {
                     cap,

@@ -33,6 +33,7 @@ use jiff::tz::TimeZone;
 
 use super::text::fnv1a;
 use super::{framer, needs_prescan, Framer, FramerStats, LogClock, LogFormat, LogMessage};
+use crate::time::now_us;
 
 /// Bytes read per `read` call.
 const CHUNK: usize = 64 * 1024;
@@ -489,10 +490,4 @@ impl Follower {
         }
         self.last_hash = hash;
     }
-}
-
-fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
