@@ -9,7 +9,7 @@
 //! so a call spanning a rotation is one record.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufReader, Read};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -343,7 +343,8 @@ fn ingest_one<E>(
         let mut line = Vec::with_capacity(4096);
         loop {
             line.clear();
-            let n = read_line_bounded(&mut r, &mut line).map_err(read_err)?;
+            let n = crate::source::log::follow::read_line_bounded(&mut r, &mut line)
+                .map_err(read_err)?;
             if n == 0 {
                 return Ok(());
             }
@@ -422,55 +423,4 @@ fn drain<E>(
         sink(record)?;
     }
     Ok(())
-}
-
-/// Reads one line into `line`, keeping at most the follower's `MAX_LINE` bytes of it: the
-/// rest of a longer line is skipped, so a file without newlines cannot grow memory.
-/// Returns the bytes consumed (0 at the end of the file).
-fn read_line_bounded(r: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<usize> {
-    let limit = crate::source::log::follow::MAX_LINE;
-    let mut n = r.by_ref().take(limit as u64).read_until(b'\n', line)?;
-    if n == limit && line.last() != Some(&b'\n') {
-        loop {
-            let buf = r.fill_buf()?;
-            if buf.is_empty() {
-                break;
-            }
-            match memchr::memchr(b'\n', buf) {
-                Some(p) => {
-                    r.consume(p + 1);
-                    n += p + 1;
-                    break;
-                }
-                None => {
-                    let len = buf.len();
-                    r.consume(len);
-                    n += len;
-                }
-            }
-        }
-    }
-    Ok(n)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_line_longer_than_the_limit_is_cut_and_the_next_line_still_read() {
-        let limit = crate::source::log::follow::MAX_LINE;
-        let mut text = vec![b'a'; limit + 10];
-        text.extend_from_slice(b"\nnext\n");
-        let mut r = std::io::BufReader::new(&text[..]);
-        let mut line = Vec::new();
-        assert_eq!(
-            read_line_bounded(&mut r, &mut line).expect("read"),
-            limit + 11
-        );
-        assert_eq!(line.len(), limit);
-        line.clear();
-        read_line_bounded(&mut r, &mut line).expect("read");
-        assert_eq!(line, b"next\n");
-    }
 }

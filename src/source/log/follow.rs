@@ -25,7 +25,7 @@
 //! (inotify or a timer) and runs `poll` on the pipeline thread with the parser and tracker.
 
 use std::fs::{File, Metadata};
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -110,6 +110,57 @@ fn read_err(path: &Path) -> impl FnOnce(std::io::Error) -> FollowError + '_ {
     move |source| FollowError::Read {
         path: path.to_path_buf(),
         source,
+    }
+}
+
+/// Reads one line into `line`, keeping at most the follower's `MAX_LINE` bytes of it: the
+/// rest of a longer line is skipped, so a file without newlines cannot grow memory.
+/// Returns the bytes consumed (0 at the end of the file).
+pub(crate) fn read_line_bounded(
+    r: &mut impl BufRead,
+    line: &mut Vec<u8>,
+) -> std::io::Result<usize> {
+    let limit = MAX_LINE;
+    let mut n = r.by_ref().take(limit as u64).read_until(b'\n', line)?;
+    if n == limit && line.last() != Some(&b'\n') {
+        loop {
+            let buf = r.fill_buf()?;
+            if buf.is_empty() {
+                break;
+            }
+            match memchr::memchr(b'\n', buf) {
+                Some(p) => {
+                    r.consume(p + 1);
+                    n += p + 1;
+                    break;
+                }
+                None => {
+                    let len = buf.len();
+                    r.consume(len);
+                    n += len;
+                }
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// Hands every line of `file` up to `end` (the whole file when `None`) to `f`, without a
+/// trailing newline, streaming: a log of any size is read in bounded memory.
+fn for_each_line(
+    file: &mut File,
+    end: Option<u64>,
+    mut f: impl FnMut(&[u8]),
+) -> std::io::Result<()> {
+    file.seek(SeekFrom::Start(0))?;
+    let mut r = BufReader::with_capacity(64 * 1024, file.by_ref().take(end.unwrap_or(u64::MAX)));
+    let mut line = Vec::with_capacity(4096);
+    loop {
+        line.clear();
+        if read_line_bounded(&mut r, &mut line)? == 0 {
+            return Ok(());
+        }
+        f(line.strip_suffix(b"\n").unwrap_or(&line));
     }
 }
 
@@ -236,16 +287,12 @@ impl Follower {
         let Some(open) = &mut self.open else {
             return Ok(());
         };
-        let mut data = Vec::new();
-        open.file
-            .seek(SeekFrom::Start(0))
-            .and_then(|_| open.file.by_ref().take(offset).read_to_end(&mut data))
-            .and_then(|_| open.file.seek(SeekFrom::Start(offset)))
-            .map_err(read_err(&path))?;
-        let data = data.strip_suffix(b"\n").unwrap_or(&data);
-        for l in data.split(|&b| b == b'\n') {
-            self.framer.line(l, &mut |_| {});
-        }
+        let framer = &mut self.framer;
+        for_each_line(&mut open.file, Some(offset), |l| {
+            framer.line(l, &mut |_| {})
+        })
+        .and_then(|_| open.file.seek(SeekFrom::Start(offset)))
+        .map_err(read_err(&path))?;
         self.framer.finish(&mut |_| {});
         Ok(())
     }
@@ -256,15 +303,10 @@ impl Follower {
         let Some(open) = &mut self.open else {
             return Ok(());
         };
-        let mut data = Vec::new();
-        open.file
-            .seek(SeekFrom::Start(0))
-            .and_then(|_| open.file.read_to_end(&mut data))
+        let framer = &mut self.framer;
+        for_each_line(&mut open.file, None, |l| framer.prescan(l))
             .and_then(|_| open.file.seek(SeekFrom::Start(0)))
             .map_err(read_err(&path))?;
-        for l in data.split(|&b| b == b'\n') {
-            self.framer.prescan(l);
-        }
         self.framer.prescan_done();
         Ok(())
     }
@@ -489,5 +531,27 @@ impl Follower {
             }
         }
         self.last_hash = hash;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_longer_than_the_limit_is_cut_and_the_next_line_still_read() {
+        let limit = MAX_LINE;
+        let mut text = vec![b'a'; limit + 10];
+        text.extend_from_slice(b"\nnext\n");
+        let mut r = std::io::BufReader::new(&text[..]);
+        let mut line = Vec::new();
+        assert_eq!(
+            read_line_bounded(&mut r, &mut line).expect("read"),
+            limit + 11
+        );
+        assert_eq!(line.len(), limit);
+        line.clear();
+        read_line_bounded(&mut r, &mut line).expect("read");
+        assert_eq!(line, b"next\n");
     }
 }
