@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{feed_datagram, FileSummary};
+use super::{drain, feed_datagram, FileSummary};
 use crate::call::{Record, Tracker, TrackerConfig};
 use crate::net::{DecodeError, Decoder, LinkType, NetConfig, SkipKind};
 use crate::source::{CaptureFile, SourceError};
@@ -133,10 +133,10 @@ pub fn ingest_files_with<E>(
                 summary.sip_messages += n;
             });
         }
-        drain(&mut out, &mut inputs, &mut sink)?;
+        drain(&mut out, &mut inputs, |i| &mut i.summary, &mut sink)?;
     }
     tracker.finish(&mut out);
-    drain(&mut out, &mut inputs, &mut sink)?;
+    drain(&mut out, &mut inputs, |i| &mut i.summary, &mut sink)?;
 
     let mut summaries = Vec::with_capacity(paths.len());
     for mut input in inputs {
@@ -153,21 +153,6 @@ pub fn ingest_files_with<E>(
     // Report in the order the files were given.
     summaries.sort_by_key(|s| paths.iter().position(|p| display(p) == s.path));
     Ok(summaries)
-}
-
-fn drain<E>(
-    out: &mut Vec<Record>,
-    inputs: &mut [Input],
-    sink: &mut impl FnMut(Record) -> Result<(), E>,
-) -> Result<(), E> {
-    if out.is_empty() {
-        return Ok(());
-    }
-    let mut summaries: Vec<(&str, &mut FileSummary)> = inputs
-        .iter_mut()
-        .map(|i| (&*i.name, &mut i.summary))
-        .collect();
-    super::drain(out, &mut summaries, sink)
 }
 
 fn display(path: &Path) -> String {

@@ -17,7 +17,7 @@ use std::time::{Instant, UNIX_EPOCH};
 
 use jiff::tz::TimeZone;
 
-use super::FileSummary;
+use super::{drain, FileSummary};
 use crate::call::{Meta, Record, Tracker, TrackerConfig};
 use crate::net::Transport;
 use crate::sip::{self, SipMessage, StartLine};
@@ -267,7 +267,7 @@ pub fn ingest_log_files<E>(
         }
     }
     tracker.finish(&mut out);
-    drain(&mut out, &mut summaries, &mut sink)?;
+    drain(&mut out, &mut summaries, |s| s, &mut sink)?;
     Ok(summaries)
 }
 
@@ -378,7 +378,7 @@ fn ingest_one<E>(
                 s.sip_messages += feed.feed(tracker, m, out, |k| s.skip(k));
             });
             if !out.is_empty() {
-                if let Err(e) = drain(out, summaries, sink) {
+                if let Err(e) = drain(out, summaries, |s| s, sink) {
                     *sink_err = Some(e);
                 }
             }
@@ -394,33 +394,10 @@ fn ingest_one<E>(
         s.sip_messages += feed.feed(tracker, m, out, |k| s.skip(k));
     });
     note_stats(s, framer.stats());
-    drain(out, summaries, sink)?;
+    drain(out, summaries, |s| s, sink)?;
     Ok(result)
 }
 
 fn is_esl(path: &Path) -> bool {
     matches!(detect_file(path), Ok(Some(Detected::FreeswitchEsl)))
-}
-
-/// Counts a record against the file its `source` names and hands it on.
-fn drain<E>(
-    out: &mut Vec<Record>,
-    summaries: &mut [FileSummary],
-    sink: &mut impl FnMut(Record) -> Result<(), E>,
-) -> Result<(), E> {
-    for record in out.drain(..) {
-        let source = match &record {
-            Record::Call(c) => c.source.as_str(),
-            Record::Message(m) => m.source.as_str(),
-        };
-        let source = source.strip_suffix(PEER_FROM_HEADERS).unwrap_or(source);
-        if let Some(s) = summaries.iter_mut().find(|s| s.path == source) {
-            match &record {
-                Record::Call(_) => s.calls += 1,
-                Record::Message(_) => s.messages += 1,
-            }
-        }
-        sink(record)?;
-    }
-    Ok(())
 }

@@ -138,10 +138,14 @@ pub fn feed_datagram(
     n
 }
 
-/// Counts a finished record against the input it came from and hands it to `sink`.
-pub(crate) fn drain<E>(
+/// Hands every finished record in `out` to `sink`, counting each against the summary of
+/// the input it came from (its `source`; a log whose peers came from headers carries a
+/// suffix, see `log::PEER_FROM_HEADERS`). `summary` finds the summary inside each input,
+/// so callers keep their own input types and nothing is allocated.
+pub(crate) fn drain<S, E>(
     out: &mut Vec<Record>,
-    summaries: &mut [(&str, &mut FileSummary)],
+    inputs: &mut [S],
+    summary: fn(&mut S) -> &mut FileSummary,
     sink: &mut impl FnMut(Record) -> Result<(), E>,
 ) -> Result<(), E> {
     for record in out.drain(..) {
@@ -149,7 +153,10 @@ pub(crate) fn drain<E>(
             Record::Call(c) => c.source.as_str(),
             Record::Message(m) => m.source.as_str(),
         };
-        if let Some((_, summary)) = summaries.iter_mut().find(|(name, _)| *name == source) {
+        let source = source
+            .strip_suffix(log::PEER_FROM_HEADERS)
+            .unwrap_or(source);
+        if let Some(summary) = inputs.iter_mut().map(summary).find(|s| s.path == source) {
             match &record {
                 Record::Call(_) => summary.calls += 1,
                 Record::Message(_) => summary.messages += 1,
