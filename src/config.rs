@@ -83,6 +83,19 @@ pub struct LogSource {
     /// The PBX's own SIP address (`ip:port`), the other end of every logged peer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub local_address: Option<std::net::SocketAddr>,
+    /// How growth is noticed: `inotify` (default; polling when inotify cannot watch the
+    /// log's directory) or `poll` (network file systems, where inotify misses writes made
+    /// on other hosts).
+    pub watch: LogWatch,
+}
+
+/// `[[source.log]] watch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogWatch {
+    #[default]
+    Inotify,
+    Poll,
 }
 
 impl Default for LogSource {
@@ -93,6 +106,7 @@ impl Default for LogSource {
             timezone: None,
             year: None,
             local_address: None,
+            watch: LogWatch::Inotify,
         }
     }
 }

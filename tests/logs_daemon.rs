@@ -133,10 +133,15 @@ impl Site {
     /// Writes the config: follow `logs` (as pjsip), no capture, so no root needed;
     /// batches every 200 ms.
     fn configure(&self, logs: &[&Path]) {
+        self.configure_watch(logs, "inotify");
+    }
+
+    /// [`Site::configure`] with `watch = "{watch}"` on every log.
+    fn configure_watch(&self, logs: &[&Path], watch: &str) {
         let mut text = String::from("[source]\ncapture = []\n\n");
         for log in logs {
             text.push_str(&format!(
-                "[[source.log]]\npath = \"{}\"\nformat = \"asterisk-pjsip\"\n\n",
+                "[[source.log]]\npath = \"{}\"\nformat = \"asterisk-pjsip\"\nwatch = \"{watch}\"\n\n",
                 log.display()
             ));
         }
@@ -300,6 +305,86 @@ fn a_log_written_while_the_daemon_follows_it_gives_the_records_of_ingest() {
     let ids = all_ids(&site);
     let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
     assert_logged_once(&[&out], &ids);
+}
+
+/// The count of inotify wakes in the health line that SIGUSR1 makes the daemon log.
+fn inotify_wakes(daemon: &Daemon) -> u64 {
+    signal(daemon.child.id(), "USR1");
+    daemon.wait_log("health (SIGUSR1)");
+    let log = daemon.log();
+    let at = log
+        .find(" inotify wakes)")
+        .expect("the wakes in the health line");
+    let digits = log[..at]
+        .rsplit(|c: char| !c.is_ascii_digit())
+        .next()
+        .expect("a count");
+    digits.parse().expect("a number of wakes")
+}
+
+#[test]
+fn writes_to_a_followed_log_wake_its_thread_through_inotify() {
+    let site = Site::new();
+    let log = pbx_log();
+    let daemon = site.start();
+    daemon.wait_log(&format!(
+        "log {}: woken by inotify at each change in {}",
+        site.log.display(),
+        site.dir.path().display()
+    ));
+    site.write(&log.text);
+    site.wait_records(CALLS.len() - 1, MESSAGES);
+    let wakes = inotify_wakes(&daemon);
+    let (status, out) = daemon.stop();
+    assert!(status.success(), "{out}");
+    assert!(
+        wakes > 0,
+        "no inotify wake while the log was written:\n{out}"
+    );
+    assert_same_records(&site, &log.text);
+}
+
+#[test]
+fn a_log_set_to_poll_is_followed_without_inotify() {
+    let site = Site::new();
+    site.configure_watch(&[&site.log], "poll");
+    let log = pbx_log();
+    let daemon = site.start();
+    daemon.wait_log(&format!(
+        "log {}: polled every 250ms (watch = \"poll\")",
+        site.log.display()
+    ));
+    site.write(&log.text);
+    site.wait_records(CALLS.len() - 1, MESSAGES);
+    let wakes = inotify_wakes(&daemon);
+    let (status, out) = daemon.stop();
+    assert!(status.success(), "{out}");
+    assert_eq!(wakes, 0, "{out}");
+    assert_same_records(&site, &log.text);
+}
+
+#[test]
+fn a_log_whose_directory_appears_later_is_polled_then_watched() {
+    let mut site = Site::new();
+    let later = site.dir.path().join("later");
+    site.log = later.join("full");
+    site.configure(&[&site.log]);
+    let log = pbx_log();
+    let daemon = site.start();
+    daemon.wait_log(&format!(
+        "log {}: polled every 250ms until inotify can watch it",
+        site.log.display()
+    ));
+    std::fs::create_dir(&later).expect("create the log's directory");
+    File::create(&site.log).expect("create the log");
+    daemon.wait_log(&format!("log {}: woken by inotify", site.log.display()));
+    site.write(&log.text);
+    site.wait_records(CALLS.len() - 1, MESSAGES);
+    let wakes = inotify_wakes(&daemon);
+    let (status, out) = daemon.stop();
+    assert!(status.success(), "{out}");
+    assert!(wakes > 0, "{out}");
+    assert_same_records(&site, &log.text);
 }
 
 #[test]

@@ -21,10 +21,15 @@ use crate::source::log::{Checkpoint, Follower, LogMessage};
 use crate::store::{Batch, LogProgress, Store, TrySendError, Writer};
 use crate::time::now_us;
 
-/// How often a followed log is looked at (a timer, not inotify: one `read` and one
-/// `stat` per turn cost nothing measurable, work the same on every file system, NFS
-/// included, and bound the delay to a quarter second).
+/// How often a followed log is looked at when inotify does not watch it (`watch =
+/// "poll"`, or its directory could not be watched): one `read` and one `stat` per turn
+/// cost nothing measurable and bound the delay to a quarter second.
 pub(super) const LOG_POLL_EVERY: Duration = Duration::from_millis(250);
+
+/// How often a log woken by inotify is looked at anyway: the tracker's timers and the
+/// quiet-log flush run on it, and it bounds the delay of a write whose event was lost
+/// (a directory replaced under its watch).
+pub(super) const LOG_WATCHED_IDLE: Duration = Duration::from_secs(1);
 
 /// Bytes read from one log per turn at most, so a large backlog still lets the thread
 /// answer its control channel, commit progress and turn its heartbeat.
@@ -49,6 +54,8 @@ pub(super) enum LogControl {
     /// Same path, other format, zone, year or local address.
     Reconfigure(LogSource),
     SetTracker(TrackerConfig),
+    /// The log (or a file beside it) changed: inotify, through the control plane.
+    Wake,
 }
 
 pub(super) struct LogHandle {
@@ -59,6 +66,20 @@ pub(super) struct LogHandle {
     pub(super) stopping: Arc<AtomicBool>,
     pub(super) thread: JoinHandle<()>,
     pub(super) stats: Arc<SourceStats>,
+    /// A `Wake` is in the channel and not yet taken: a busy log's events send one.
+    pub(super) woken: Arc<AtomicBool>,
+    /// inotify watches the log's directory: the thread waits for a `Wake` instead of
+    /// polling.
+    pub(super) watched: Arc<AtomicBool>,
+}
+
+impl LogHandle {
+    /// Wakes the thread unless a wake is already on its way.
+    pub(super) fn wake(&self) {
+        if !self.woken.swap(true, Relaxed) {
+            let _ = self.control.send(LogControl::Wake);
+        }
+    }
 }
 
 /// The name of a followed log in records, checkpoints and saved open calls.
@@ -96,6 +117,8 @@ struct LogPipeline {
     sink: Sink,
     control: Receiver<LogControl>,
     stopping: Arc<AtomicBool>,
+    woken: Arc<AtomicBool>,
+    watched: Arc<AtomicBool>,
     /// The writer's cadence: a batch at most every `flush_every`, sooner at `batch_size`.
     flush_every: Duration,
     batch_size: usize,
@@ -139,6 +162,8 @@ pub(super) fn spawn_log(
     let stats = Arc::new(SourceStats::default());
     stats.heartbeat_us.store(now_us(), Relaxed);
     let stopping = Arc::new(AtomicBool::new(false));
+    let woken = Arc::new(AtomicBool::new(false));
+    let watched = Arc::new(AtomicBool::new(false));
     let mut pipeline = LogPipeline {
         name: Arc::from(name.as_str()),
         feed: LogFeed::new(&name, cfg.local_address, now_us()),
@@ -152,6 +177,8 @@ pub(super) fn spawn_log(
         },
         control: rx,
         stopping: Arc::clone(&stopping),
+        woken: Arc::clone(&woken),
+        watched: Arc::clone(&watched),
         flush_every: store_cfg.flush_interval,
         batch_size: store_cfg.batch_size.max(1),
         out: Vec::with_capacity(64),
@@ -178,6 +205,8 @@ pub(super) fn spawn_log(
         stopping,
         thread,
         stats,
+        woken,
+        watched,
     })
 }
 
@@ -192,7 +221,9 @@ impl LogPipeline {
             if self.writer_gone {
                 // No heartbeat: the watchdog stops and systemd restarts a daemon whose
                 // store writer is gone.
-                std::thread::sleep(LOG_POLL_EVERY);
+                if let Some(finish) = self.wait(LOG_POLL_EVERY) {
+                    break finish;
+                }
                 continue;
             }
             let read = self.turn();
@@ -205,9 +236,20 @@ impl LogPipeline {
                 let open = self.tracker.snapshot();
                 self.send_with(Some(open), false);
             }
-            // A backlog is read on at once; a caught-up log is looked at again later.
+            // A backlog is read on at once; a caught-up log waits for inotify's wake or
+            // its timer, and no longer than its pending records may wait.
             if read < LOG_POLL_BYTES {
-                std::thread::sleep(LOG_POLL_EVERY);
+                let mut idle = if self.watched.load(Relaxed) {
+                    LOG_WATCHED_IDLE
+                } else {
+                    LOG_POLL_EVERY
+                };
+                if !self.pending.is_empty() {
+                    idle = idle.min(self.flush_every.saturating_sub(self.last_sent.elapsed()));
+                }
+                if let Some(finish) = self.wait(idle) {
+                    break finish;
+                }
             }
         };
         let open = if finish {
@@ -227,13 +269,34 @@ impl LogPipeline {
     fn take_control(&mut self) -> Option<bool> {
         let mut stop = None;
         while let Ok(c) = self.control.try_recv() {
-            match c {
-                LogControl::Stop { finish } => stop = Some(finish),
-                LogControl::SetTracker(cfg) => self.tracker.set_config(cfg),
-                LogControl::Reconfigure(cfg) => self.reconfigure(&cfg),
-            }
+            stop = stop.or(self.apply(c));
         }
         stop
+    }
+
+    /// Sleeps until a control message (a wake among them) or `idle` has passed; `Some(finish)`
+    /// when told to stop.
+    fn wait(&mut self, idle: Duration) -> Option<bool> {
+        match self.control.recv_timeout(idle) {
+            Ok(c) => self.apply(c),
+            Err(mpsc::RecvTimeoutError::Timeout) => None,
+            // The daemon is gone without a Stop (it panicked): save what can be saved.
+            Err(mpsc::RecvTimeoutError::Disconnected) => Some(false),
+        }
+    }
+
+    fn apply(&mut self, c: LogControl) -> Option<bool> {
+        match c {
+            LogControl::Stop { finish } => return Some(finish),
+            LogControl::SetTracker(cfg) => self.tracker.set_config(cfg),
+            LogControl::Reconfigure(cfg) => self.reconfigure(&cfg),
+            LogControl::Wake => {
+                // Cleared before the read, so a write after it sends another wake.
+                self.woken.store(false, Relaxed);
+                self.sink.stats.wakes.fetch_add(1, Relaxed);
+            }
+        }
+        None
     }
 
     /// New reading settings for the same file: resume at the checkpoint with a framer

@@ -15,7 +15,7 @@
 
 mod logs;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -28,17 +28,21 @@ use sd_notify::NotifyState;
 
 use crate::call::{Record, Tracker, TrackerConfig};
 use crate::config::{
-    CaptureSource, Config, ConfigError, LogFormat, LogSource, NetSection, DEFAULT_CONFIG,
+    CaptureSource, Config, ConfigError, LogFormat, LogSource, LogWatch, NetSection, DEFAULT_CONFIG,
 };
 use crate::ingest::feed_datagram;
 use crate::logging;
 use crate::net::{Decoder, LinkType, NetConfig};
 use crate::privacy::{self, PseudonymKey, Pseudonymiser};
+use crate::source::log::watch::{concerns, watched_dir, LogWatcher, Woken};
 use crate::source::{LiveCapture, LiveConfig};
 use crate::store::retention::{self, RetentionPolicy};
 use crate::store::{self as store, Retry, SavedDialog, Store, Writer, WriterConfig, WriterStats};
 use crate::time::now_us;
-use logs::{log_name, spawn_log, stop_log, LogControl, LogHandle, LogResume, LOG_POLL_EVERY};
+use logs::{
+    log_name, spawn_log, stop_log, LogControl, LogHandle, LogResume, LOG_POLL_EVERY,
+    LOG_WATCHED_IDLE,
+};
 
 /// Command-line settings that override the config file.
 #[derive(Debug, Clone, Default)]
@@ -131,9 +135,10 @@ struct SourceStats {
     /// Wall-clock µs of the thread's last loop turn: the watchdog's proof of life.
     heartbeat_us: AtomicI64,
     failed: AtomicBool,
-    /// Followed logs: bytes read and rotations noticed.
+    /// Followed logs: bytes read, rotations noticed, and inotify wakes taken.
     bytes: AtomicU64,
     rotations: AtomicU64,
+    wakes: AtomicU64,
 }
 
 struct Source {
@@ -393,15 +398,16 @@ impl Daemon {
         (open, frames, kernel, sip)
     }
 
-    /// Followed logs: bytes read, rotations, unreadable ones.
-    fn log_totals(&self) -> (u64, u64, usize) {
-        let (mut bytes, mut rotations, mut failing) = (0, 0, 0);
+    /// Followed logs: bytes read, rotations, unreadable ones, inotify wakes.
+    fn log_totals(&self) -> (u64, u64, usize, u64) {
+        let (mut bytes, mut rotations, mut failing, mut wakes) = (0, 0, 0, 0);
         for l in &self.logs {
             bytes += l.stats.bytes.load(Relaxed);
             rotations += l.stats.rotations.load(Relaxed);
             failing += usize::from(l.stats.failed.load(Relaxed));
+            wakes += l.stats.wakes.load(Relaxed);
         }
-        (bytes, rotations, failing)
+        (bytes, rotations, failing, wakes)
     }
 
     fn status(&self) -> String {
@@ -415,7 +421,7 @@ impl Daemon {
         if w.failing {
             s.push_str(&format!("; STORE FAILING, {} records waiting", w.pending));
         }
-        let (_, _, unreadable) = self.log_totals();
+        let (_, _, unreadable, _) = self.log_totals();
         if unreadable > 0 {
             s.push_str(&format!("; {unreadable} LOGS UNREADABLE"));
         }
@@ -424,10 +430,10 @@ impl Daemon {
 
     fn health(&self, what: &str) {
         let (open, frames, drops, sip) = self.totals();
-        let (bytes, rotations, unreadable) = self.log_totals();
+        let (bytes, rotations, unreadable, wakes) = self.log_totals();
         let w = self.writer.stats();
         tracing::info!(
-            "health ({what}): up {}s; {} sources, {} logs ({bytes} bytes read, {rotations} rotations, {unreadable} unreadable); {frames} frames, {sip} SIP messages, {open} calls open; store {}: {} calls and {} messages written, {} pending, {} dropped, {} unwritten{}; {drops} capture drops",
+            "health ({what}): up {}s; {} sources, {} logs ({bytes} bytes read, {rotations} rotations, {unreadable} unreadable, {wakes} inotify wakes); {frames} frames, {sip} SIP messages, {open} calls open; store {}: {} calls and {} messages written, {} pending, {} dropped, {} unwritten{}; {drops} capture drops",
             self.started.elapsed().as_secs(),
             self.sources.len(),
             self.logs.len(),
@@ -455,12 +461,12 @@ impl Daemon {
     /// pings then.
     fn alive(&self, within: Duration) -> bool {
         let now = now_us();
-        let limit = i64::try_from(within.as_micros()).unwrap_or(i64::MAX);
-        self.sources
-            .iter()
-            .map(|s| &s.stats)
-            .chain(self.logs.iter().map(|l| &l.stats))
-            .all(|s| now - s.heartbeat_us.load(Relaxed) <= limit)
+        let limit = |d: Duration| i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
+        // A quiet watched log's thread sleeps up to LOG_WATCHED_IDLE between turns.
+        let (captures, logs) = (limit(within), limit(within + LOG_WATCHED_IDLE));
+        let fresh = |s: &SourceStats, limit: i64| now - s.heartbeat_us.load(Relaxed) <= limit;
+        self.sources.iter().all(|s| fresh(&s.stats, captures))
+            && self.logs.iter().all(|l| fresh(&l.stats, logs))
     }
 
     /// SIGHUP: build and validate the new config; on any error keep running the old one.
@@ -831,12 +837,7 @@ pub fn run(config_path: Option<PathBuf>, overrides: Overrides) -> Result<()> {
         tracing::info!("capturing on {} ports {:?}", s.cfg.interface, s.cfg.ports);
     }
     for l in &daemon.logs {
-        tracing::info!(
-            "following {} as {} (looked at every {}ms)",
-            l.cfg.path.display(),
-            l.cfg.format,
-            LOG_POLL_EVERY.as_millis()
-        );
+        tracing::info!("following {} as {}", l.cfg.path.display(), l.cfg.format);
     }
     tracing::info!(
         "callmeta {} started: store {}, {resumed} open calls resumed from the last run",
@@ -868,6 +869,112 @@ fn watchdog_period() -> Option<Duration> {
     (usec > 0).then(|| Duration::from_micros(usec))
 }
 
+/// The control plane's inotify watches of the followed logs (`watch = "inotify"`).
+#[derive(Default)]
+struct LogWatches {
+    /// Started when a log first wants it.
+    watcher: Option<LogWatcher>,
+    /// inotify could not start: every log is polled.
+    unavailable: bool,
+    /// Logs watched now.
+    watched: HashSet<PathBuf>,
+    /// Logs whose polling was reported (said once each).
+    told: HashSet<PathBuf>,
+}
+
+impl LogWatches {
+    fn start(d: &Daemon) -> LogWatches {
+        let mut w = LogWatches::default();
+        w.sync(d);
+        w
+    }
+
+    /// Watches the logs that want inotify and are not watched yet, and drops the watches
+    /// of logs removed or set to `poll` (after a reload).
+    fn sync(&mut self, d: &Daemon) {
+        let wanted = |l: &&LogHandle| l.cfg.watch == LogWatch::Inotify;
+        if self.watcher.is_none() && !self.unavailable && d.logs.iter().any(|l| wanted(&l)) {
+            match LogWatcher::new() {
+                Ok(w) => self.watcher = Some(w),
+                Err(e) => {
+                    self.unavailable = true;
+                    tracing::warn!(
+                        "{e}; followed logs are polled every {}ms instead",
+                        LOG_POLL_EVERY.as_millis()
+                    );
+                }
+            }
+        }
+        if let Some(watcher) = self.watcher.as_mut() {
+            let keep: Vec<&PathBuf> = d.logs.iter().filter(wanted).map(|l| &l.cfg.path).collect();
+            self.watched.retain(|p| {
+                let kept = keep.contains(&p);
+                if !kept {
+                    watcher.unwatch(p);
+                }
+                kept
+            });
+        }
+        for l in &d.logs {
+            if self.watched.contains(&l.cfg.path) {
+                continue;
+            }
+            let refused = match (wanted(&l), self.watcher.as_mut()) {
+                (true, Some(watcher)) => match watcher.watch(&l.cfg.path) {
+                    Ok(()) => None,
+                    Err(e) => Some(e.to_string()),
+                },
+                (true, None) => Some("inotify is not available".to_owned()),
+                (false, _) => Some("watch = \"poll\"".to_owned()),
+            };
+            match refused {
+                None => {
+                    self.watched.insert(l.cfg.path.clone());
+                    self.told.remove(&l.cfg.path);
+                    l.watched.store(true, Relaxed);
+                    tracing::info!(
+                        "log {}: woken by inotify at each change in {}",
+                        l.cfg.path.display(),
+                        watched_dir(&l.cfg.path).display()
+                    );
+                }
+                Some(why) => {
+                    l.watched.store(false, Relaxed);
+                    if self.told.insert(l.cfg.path.clone()) {
+                        let every = LOG_POLL_EVERY.as_millis();
+                        let path = l.cfg.path.display();
+                        if wanted(&l) {
+                            tracing::warn!("log {path}: polled every {every}ms until inotify can watch it: {why}");
+                        } else {
+                            tracing::info!("log {path}: polled every {every}ms ({why})");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn next(&mut self) -> Woken {
+        match self.watcher.as_mut() {
+            Some(w) => w.next().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Wakes the pipeline threads of the logs a change concerns.
+    fn wake(&self, d: &Daemon, woken: &Woken) {
+        for l in d.logs.iter().filter(|l| self.watched.contains(&l.cfg.path)) {
+            let concerned = match woken {
+                Woken::All => true,
+                Woken::Paths(paths) => paths.iter().any(|p| concerns(&l.cfg.path, p)),
+            };
+            if concerned {
+                l.wake();
+            }
+        }
+    }
+}
+
 async fn control_plane(d: &mut Daemon) -> Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
@@ -880,11 +987,14 @@ async fn control_plane(d: &mut Daemon) -> Result<()> {
     let mut last_ping = Instant::now();
     let mut was_failing = false;
     let mut last_retention = Instant::now();
+    let mut watches = LogWatches::start(d);
     loop {
         tokio::select! {
+            woken = watches.next() => watches.wake(d, &woken),
             _ = hup.recv() => {
                 tracing::info!("SIGHUP: reloading the configuration");
                 d.reload();
+                watches.sync(d);
                 let _ = sd_notify::notify(false, &[NotifyState::Status(&d.status())]);
             }
             _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break; }
@@ -900,6 +1010,8 @@ async fn control_plane(d: &mut Daemon) -> Result<()> {
                     }
                     was_failing = failing;
                 }
+                // A log whose directory did not exist yet is watched once it does.
+                watches.sync(d);
                 if last_retention.elapsed() >= RETENTION_EVERY {
                     last_retention = Instant::now();
                     d.retention();

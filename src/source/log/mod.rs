@@ -27,6 +27,7 @@ mod pjsip;
 mod sipdump;
 pub mod text;
 pub mod time;
+pub mod watch;
 
 pub use detect::{detect, Detected, DETECT_BYTES};
 pub use follow::{Checkpoint, FollowConfig, FollowError, Follower, Progress};
