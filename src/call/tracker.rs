@@ -957,6 +957,7 @@ mod tests {
                 asserted_identity: Some(uri("5551230001", "example.com")),
                 reason_cause: None,
                 session_expires: None,
+                has_credentials: false,
                 content_type: Some(b"application/sdp"),
                 content_length: Some(SDP_OFFER.len()),
                 body: SDP_OFFER,
