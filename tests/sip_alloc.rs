@@ -1,6 +1,7 @@
 //! Proves the SIP scanner's promise of no heap allocation per message: a counting global
 //! allocator records every allocation made on the measuring thread while a realistic
-//! INVITE and 200 OK (both with SDP) are parsed and their codecs listed.
+//! INVITE and 200 OK (both with SDP) and an INVITE with credentials are parsed and their
+//! codecs listed.
 //!
 //! Counting is per thread (a const-initialised thread-local, which itself never
 //! allocates) so the test harness's own threads cannot disturb the count.
@@ -38,6 +39,15 @@ static GLOBAL: Counting = Counting;
 
 const INVITE: &[u8] = include_bytes!("data/sip/invite_sdp.sip");
 const OK_200: &[u8] = include_bytes!("data/sip/ok_200_sdp.sip");
+/// The retried INVITE of corpus log #4 (Ekiga): credentials and the challenge's To-tag.
+const INVITE_AUTH: &[u8] = b"INVITE sip:9000@10.253.253.21:5060 SIP/2.0\r\n\
+CSeq: 3 INVITE\r\n\
+Via: SIP/2.0/UDP 10.253.253.5:5060;branch=z9hG4bK50e05089;rport\r\n\
+Authorization: Digest username=\"9002\", realm=\"asterisk\", nonce=\"13b00aa6\", response=\"38140fe5\"\r\n\
+From: \"phd\" <sip:9002@192.168.0.230>;tag=28f32e89\r\n\
+Call-ID: 3ef62e89@phd\r\n\
+To: <sip:9000@192.168.0.230>;tag=as77c4ac58\r\n\
+Content-Length: 0\r\n\r\n";
 
 fn allocations_during(f: impl FnOnce()) -> usize {
     let before = ALLOCATIONS.with(Cell::get);
@@ -62,6 +72,9 @@ fn parsing_invite_and_200_ok_allocates_nothing() {
             fields += m.call_id.len() + m.from.tag.map_or(0, <[u8]>::len);
             fields += sdp::codecs(m.body).count() + sdp::media(m.body).count();
         }
+        let m = sip::parse(std::hint::black_box(INVITE_AUTH)).expect("fixture parses");
+        assert!(m.has_credentials);
+        fields += m.to.tag.map_or(0, <[u8]>::len);
         // The error path allocates nothing either.
         let err = sip::parse(std::hint::black_box(&INVITE[..40])).unwrap_err();
         fields += err.kind().len();

@@ -285,6 +285,16 @@ impl Tracker {
                 method: Method::Invite,
                 ..
             } if !has_to_tag => self.initial_invite(meta, msg, out),
+            // A To-tagged INVITE with credentials for no known dialog: a retry after a
+            // challenge the capture or log missed, whose UA copied the challenge's To-tag
+            // (Ekiga 4, corpus log #4). Without credentials it stays a re-INVITE of a call
+            // begun before the capture: no record, its setup time would be wrong.
+            StartLine::Request {
+                method: Method::Invite,
+                ..
+            } if msg.has_credentials && self.find(msg).is_none() => {
+                self.initial_invite(meta, msg, out)
+            }
             StartLine::Request {
                 method: Method::Message,
                 ..
@@ -957,6 +967,7 @@ mod tests {
                 asserted_identity: Some(uri("5551230001", "example.com")),
                 reason_cause: None,
                 session_expires: None,
+                has_credentials: false,
                 content_type: Some(b"application/sdp"),
                 content_length: Some(SDP_OFFER.len()),
                 body: SDP_OFFER,
@@ -1034,6 +1045,11 @@ mod tests {
         }
         fn session_expires(mut self, s: u32) -> M {
             self.msg.session_expires = Some(s);
+            self
+        }
+        /// With an Authorization (or Proxy-Authorization) header.
+        fn credentials(mut self) -> M {
+            self.msg.has_credentials = true;
             self
         }
     }
@@ -1322,6 +1338,81 @@ mod tests {
         assert_eq!(
             (c.started_at, c.final_status, c.answered_at),
             (0, Some(200), Some(S))
+        );
+    }
+
+    /// The retry of corpus log #4 alone: CSeq 3, credentials, the missed challenge's
+    /// To-tag; then 100, 200, ACK and the caller's BYE, all with that To-tag.
+    fn retry_without_its_challenge(r: &mut Run, retry: M) -> &mut Run {
+        r.at(0, CALLER, CALLEE, retry)
+            .at(10 * MS, CALLEE, CALLER, retry.resp(100))
+            .at(S, CALLEE, CALLER, retry.resp(200).sdp(SDP_ANSWER))
+            .at(S + MS, CALLER, CALLEE, retry.req(Method::Ack).cseq(3))
+            .at(20 * S, CALLER, CALLEE, retry.req(Method::Bye).cseq(4))
+            .at(
+                20 * S + MS,
+                CALLEE,
+                CALLER,
+                retry.req(Method::Bye).cseq(4).resp(200),
+            )
+    }
+
+    #[test]
+    fn a_to_tagged_invite_with_credentials_for_an_unknown_dialog_starts_a_call() {
+        let mut r = Run::new();
+        let retry = invite().cseq(3).to_tag("ttag").credentials();
+        let c = retry_without_its_challenge(&mut r, retry).one();
+        assert_eq!(
+            (c.call_id.as_str(), c.from_tag.as_str()),
+            ("call-1@host", "ftag")
+        );
+        assert_eq!(
+            (c.started_at, c.ringing_at, c.answered_at, c.ended_at),
+            (0, None, Some(S), 20 * S)
+        );
+        assert_eq!(
+            (c.disposition, c.final_status, c.ended_by, c.hangup_side),
+            (
+                Disposition::Answered,
+                Some(200),
+                EndedBy::Bye,
+                Some(Side::Caller)
+            )
+        );
+        assert_eq!(
+            (c.caller.as_str(), c.callee.as_str()),
+            ("+15551230001", "15559870002")
+        );
+        assert_eq!((c.src_ip, c.dst_ip), (addr(CALLER).ip(), addr(CALLEE).ip()));
+        assert_eq!(r.t.stats().orphans, 0);
+    }
+
+    #[test]
+    fn a_to_tagged_invite_without_credentials_for_an_unknown_dialog_makes_no_record() {
+        let mut r = Run::new();
+        let reinvite = invite().cseq(3).to_tag("ttag");
+        let calls = retry_without_its_challenge(&mut r, reinvite).calls();
+        assert!(calls.is_empty(), "{calls:#?}");
+        assert_eq!(r.t.stats().orphans, 6);
+    }
+
+    #[test]
+    fn a_reinvite_with_credentials_in_a_known_call_is_not_a_second_call() {
+        let mut r = Run::new();
+        let i = invite();
+        let from_caller = i.req(Method::Invite).cseq(3).credentials();
+        let from_callee = i.req(Method::Invite).cseq(7).sent_by_callee().credentials();
+        r.at(0, CALLER, CALLEE, i)
+            .at(S, CALLEE, CALLER, i.resp(200))
+            .at(10 * S, CALLER, CALLEE, from_caller)
+            .at(10 * S + MS, CALLEE, CALLER, from_caller.resp(200))
+            .at(20 * S, CALLEE, CALLER, from_callee)
+            .at(20 * S + MS, CALLER, CALLEE, from_callee.resp(200))
+            .at(30 * S, CALLER, CALLEE, i.req(Method::Bye).cseq(4));
+        let c = r.one();
+        assert_eq!(
+            (c.started_at, c.answered_at, c.ended_at, c.last_seen_at),
+            (0, Some(S), 30 * S, 30 * S)
         );
     }
 

@@ -90,6 +90,9 @@ pub struct SipMessage<'a> {
     pub reason_cause: Option<u16>,
     /// Delta-seconds of Session-Expires (RFC 4028), parameters ignored.
     pub session_expires: Option<u32>,
+    /// An `Authorization` or `Proxy-Authorization` header with a value is present
+    /// (RFC 3261 §22.2, §22.3). Only the fact is kept, never the credentials.
+    pub has_credentials: bool,
     /// The media type, parameters stripped (`application/sdp`).
     pub content_type: Option<&'a [u8]>,
     pub content_length: Option<usize>,

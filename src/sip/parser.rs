@@ -303,6 +303,7 @@ fn parse_framed(buf: &[u8], datagram: bool) -> Result<SipMessage<'_>, ParseError
         asserted_identity: h.asserted_identity,
         reason_cause: h.reason_cause,
         session_expires: h.session_expires,
+        has_credentials: h.has_credentials,
         content_type: h.content_type,
         content_length: h.content_length,
         body,
@@ -328,6 +329,7 @@ struct Headers<'a> {
     asserted_identity: Option<Uri<'a>>,
     reason_cause: Option<u16>,
     session_expires: Option<u32>,
+    has_credentials: bool,
     content_type: Option<&'a [u8]>,
     content_length: Option<usize>,
     /// The message is a whole datagram: an unreadable Content-Length can be ignored,
@@ -348,14 +350,17 @@ enum Name {
     AssertedIdentity,
     Reason,
     SessionExpires,
+    /// Authorization or Proxy-Authorization: only whether one is there is kept.
+    Credentials,
     ContentType,
     ContentLength,
     Other,
 }
 
 /// RFC 3261 §7.3.1: header names are case-insensitive; §7.3.3 and §20 give the compact
-/// forms (`x` for Session-Expires is RFC 4028 §4). Compact forms of headers we do not
-/// need (k, s, e, o, u, ...) fall into `Other`.
+/// forms (`x` for Session-Expires is RFC 4028 §4; Authorization and Proxy-Authorization
+/// have none). Compact forms of headers we do not need (k, s, e, o, u, ...) fall into
+/// `Other`.
 fn header_name(name: &[u8]) -> Name {
     let Some(first) = name.first().map(u8::to_ascii_lowercase) else {
         return Name::Other;
@@ -386,8 +391,12 @@ fn header_name(name: &[u8]) -> Name {
         (7, b'c') => (b"contact", Name::Contact),
         (10, b'u') => (b"user-agent", Name::UserAgent),
         (12, b'c') => (b"content-type", Name::ContentType),
+        (13, b'a') => (b"authorization", Name::Credentials),
         (14, b'c') => (b"content-length", Name::ContentLength),
         (15, b's') => (b"session-expires", Name::SessionExpires),
+        (19, b'p') if name[1].eq_ignore_ascii_case(&b'r') => {
+            (b"proxy-authorization", Name::Credentials)
+        }
         (19, b'p') => (b"p-asserted-identity", Name::AssertedIdentity),
         _ => return Name::Other,
     };
@@ -479,6 +488,10 @@ impl<'a> Headers<'a> {
                     self.session_expires =
                         parse_decimal(trim_lws(delta)).and_then(|n| u32::try_from(n).ok());
                 }
+            }
+            Name::Credentials => {
+                // An empty value carries no credentials.
+                self.has_credentials |= !value.is_empty();
             }
             Name::ContentType => {
                 if self.content_type.is_none() {
@@ -1075,7 +1088,7 @@ mod tests {
 
     #[test]
     fn every_known_header_name_and_compact_form_is_recognised() {
-        let cases: [(&[u8], Name); 21] = [
+        let cases: [(&[u8], Name); 24] = [
             (b"Call-ID", Name::CallId),
             (b"i", Name::CallId),
             (b"CSeq", Name::CSeq),
@@ -1097,6 +1110,9 @@ mod tests {
             (b"c", Name::ContentType),
             (b"CONTENT-LENGTH", Name::ContentLength),
             (b"l", Name::ContentLength),
+            (b"Authorization", Name::Credentials),
+            (b"proxy-AUTHORIZATION", Name::Credentials),
+            (b"p-ASSERTED-identity", Name::AssertedIdentity),
         ];
         for (name, want) in cases {
             assert!(
@@ -1114,12 +1130,38 @@ mod tests {
             b"Subject",
             b"Cseq-X",
             b"Server2",
+            b"Authorisation",
+            b"Proxy-Authenticate",
+            b"WWW-Authenticate",
+            b"Proxy-Authorizatiox",
         ] {
             assert!(
                 header_name(other) == Name::Other,
                 "{}",
                 String::from_utf8_lossy(other)
             );
+        }
+    }
+
+    #[test]
+    fn authorization_or_proxy_authorization_with_a_value_sets_has_credentials() {
+        let digest = "Digest username=\"9002\", realm=\"asterisk\", response=\"38140f\"";
+        for (extra, want) in [
+            (String::new(), false),
+            (format!("Authorization: {digest}\r\n"), true),
+            (format!("proxy-authorization :{digest}\r\n"), true),
+            // Folded onto a continuation line, as some UAs write long digests.
+            (
+                "AUTHORIZATION:\r\n  Digest username=\"a\"\r\n".to_string(),
+                true,
+            ),
+            ("Authorization:   \r\n".to_string(), false),
+            (format!("Proxy-Authenticate: {digest}\r\n"), false),
+            (format!("WWW-Authenticate: {digest}\r\n"), false),
+        ] {
+            let buf = request_with(&extra);
+            let m = parse(&buf).unwrap();
+            assert_eq!(m.has_credentials, want, "{extra:?}");
         }
     }
 
