@@ -7,4 +7,4 @@ mod record;
 mod tracker;
 
 pub use record::{CallRecord, Disposition, EndedBy, MessageRecord, Record, Side, TimeoutReason};
-pub use tracker::{Meta, Tracker, TrackerConfig, TrackerStats};
+pub use tracker::{Meta, OpenChanges, Tracker, TrackerConfig, TrackerStats};

@@ -131,6 +131,10 @@ struct Dialog {
     server_from_trying: bool,
     offer_codecs: String,
     answer_codecs: String,
+    /// Changed since the last [`Tracker::changes`] (not saved: a resumed dialog is as the
+    /// store holds it).
+    #[serde(skip)]
+    dirty: bool,
 }
 
 impl Dialog {
@@ -154,6 +158,102 @@ struct TextMessage {
     caller_hop: (SocketAddr, SocketAddr),
     final_any: Option<(i64, u16)>,
     final_caller_hop: Option<u16>,
+    dirty: bool,
+}
+
+/// A MESSAGE transaction's saved form (a followed log's checkpoints carry it, so a
+/// kill -9 while a MESSAGE awaits its answer loses nothing). Fields that mean what a
+/// dialog's mean have its names (`caller`, `callee`, `caller_hop`), so the store's
+/// pseudonymiser treats both alike; addresses are the caller's hop's.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedText {
+    /// Tells a saved MESSAGE from a saved dialog (always true).
+    text_message: bool,
+    order: (i64, u64),
+    call_id: String,
+    cseq: u32,
+    sent_at: i64,
+    caller: String,
+    caller_domain: String,
+    callee: String,
+    callee_domain: String,
+    content_type: Option<String>,
+    size_bytes: u64,
+    transport: Transport,
+    source: String,
+    caller_hop: (SocketAddr, SocketAddr),
+    final_any: Option<(i64, u16)>,
+    final_caller_hop: Option<u16>,
+}
+
+impl SavedText {
+    fn of(t: &TextMessage) -> SavedText {
+        let r = &t.record;
+        SavedText {
+            text_message: true,
+            order: t.order,
+            call_id: r.call_id.clone(),
+            cseq: r.cseq,
+            sent_at: r.sent_at,
+            caller: r.sender.clone(),
+            caller_domain: r.sender_domain.clone(),
+            callee: r.recipient.clone(),
+            callee_domain: r.recipient_domain.clone(),
+            content_type: r.content_type.clone(),
+            size_bytes: r.size_bytes,
+            transport: r.transport,
+            source: r.source.clone(),
+            caller_hop: t.caller_hop,
+            final_any: t.final_any,
+            final_caller_hop: t.final_caller_hop,
+        }
+    }
+
+    fn into_text(self) -> TextMessage {
+        let (src, dst) = self.caller_hop;
+        TextMessage {
+            order: self.order,
+            record: MessageRecord {
+                call_id: self.call_id,
+                cseq: self.cseq,
+                sent_at: self.sent_at,
+                answered_at: None,
+                final_status: None,
+                sender: self.caller,
+                sender_domain: self.caller_domain,
+                recipient: self.callee,
+                recipient_domain: self.callee_domain,
+                content_type: self.content_type,
+                size_bytes: self.size_bytes,
+                src_ip: src.ip(),
+                src_port: src.port(),
+                dst_ip: dst.ip(),
+                dst_port: dst.port(),
+                transport: self.transport,
+                source: self.source,
+            },
+            caller_hop: self.caller_hop,
+            final_any: self.final_any,
+            final_caller_hop: self.final_caller_hop,
+            dirty: false,
+        }
+    }
+}
+
+/// A saved open entry, as [`Tracker::resume`] reads it back.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum Saved {
+    Text(Box<SavedText>),
+    Dialog(Box<Dialog>),
+}
+
+/// What changed in the open entries since the last [`Tracker::changes`]: the states to
+/// save (key, state) and the keys whose entry is gone (written as a record, or evicted).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpenChanges {
+    pub upsert: Vec<(Vec<u8>, String)>,
+    pub remove: Vec<Vec<u8>>,
 }
 
 /// Follows dialogs; see the module docs.
@@ -172,6 +272,9 @@ pub struct Tracker {
     /// Records made where no output was at hand (calls evicted while resuming), handed
     /// on with the next output.
     deferred: Vec<Record>,
+    /// Keys of entries gone since the last [`Tracker::changes`]; `None` unless
+    /// [`Tracker::track_changes`] was called (a capture never asks, so never grows it).
+    gone: Option<Vec<Box<[u8]>>>,
     stats: TrackerStats,
 }
 
@@ -257,8 +360,15 @@ impl Tracker {
             scratch: Vec::with_capacity(256),
             expired: Vec::new(),
             deferred: Vec::new(),
+            gone: None,
             stats: TrackerStats::default(),
         }
+    }
+
+    /// Keeps what [`Tracker::changes`] needs: a followed log saves only the entries that
+    /// changed with each checkpoint, not every open call each time. Call before `resume`.
+    pub fn track_changes(&mut self) {
+        self.gone.get_or_insert_with(Vec::new);
     }
 
     /// New timers and limits (a reload); open dialogs keep their state.
@@ -342,7 +452,7 @@ impl Tracker {
     /// For a daemon that stops: writes the finished calls to `out` and takes the open
     /// ones out as (key, state) pairs for the store, so the next start can resume them
     /// with [`Tracker::resume`] and a call spanning the restart stays one record.
-    /// MESSAGE transactions are written as they are (they live 32 s at most).
+    /// MESSAGE transactions awaiting their answer are saved the same way.
     pub fn suspend(&mut self, out: &mut Vec<Record>) -> Vec<(Vec<u8>, String)> {
         out.append(&mut self.deferred);
         let keys: Vec<Box<[u8]>> = self.dialogs.keys().cloned().collect();
@@ -371,7 +481,20 @@ impl Tracker {
         }
         let keys: Vec<Box<[u8]>> = self.texts.keys().cloned().collect();
         for key in keys {
-            self.emit_text(&key, out);
+            match self
+                .texts
+                .get(&key)
+                .map(|t| serde_json::to_string(&SavedText::of(t)))
+            {
+                Some(Ok(state)) => {
+                    if let Some(t) = self.texts.remove(&key) {
+                        self.order.remove(&t.order);
+                    }
+                    open.push((key.to_vec(), state));
+                }
+                // Cannot happen for this plain struct; never lose the message if it does.
+                _ => self.emit_text(&key, out),
+            }
         }
         open
     }
@@ -379,13 +502,51 @@ impl Tracker {
     /// The open dialogs as (key, state) pairs, left in place: what a followed log saves
     /// with each checkpoint, so a restart after a kill -9 resumes them with
     /// [`Tracker::resume`]. Unlike [`Tracker::suspend`], finished dialogs still settling
-    /// are included (their record is not written yet) and nothing is emitted. MESSAGE
-    /// transactions are not included: they have no saved form (they live 32 s at most).
+    /// are included (their record is not written yet), MESSAGE transactions awaiting
+    /// their answer too, and nothing is emitted.
     pub fn snapshot(&self) -> Vec<(Vec<u8>, String)> {
-        self.dialogs
+        let dialogs = self
+            .dialogs
             .iter()
-            .filter_map(|(key, d)| serde_json::to_string(d).ok().map(|s| (key.to_vec(), s)))
-            .collect()
+            .filter_map(|(key, d)| serde_json::to_string(d).ok().map(|s| (key.to_vec(), s)));
+        let texts = self.texts.iter().filter_map(|(key, t)| {
+            serde_json::to_string(&SavedText::of(t))
+                .ok()
+                .map(|s| (key.to_vec(), s))
+        });
+        dialogs.chain(texts).collect()
+    }
+
+    /// What changed since the last call (or the resume): the open entries changed, in
+    /// [`Tracker::snapshot`]'s form, and the keys of those gone. Applied to the saved
+    /// rows in order, it gives what `snapshot` would. Needs [`Tracker::track_changes`].
+    pub fn changes(&mut self) -> OpenChanges {
+        let mut c = OpenChanges::default();
+        for (key, d) in self.dialogs.iter_mut().filter(|(_, d)| d.dirty) {
+            d.dirty = false;
+            if let Ok(s) = serde_json::to_string(d) {
+                c.upsert.push((key.to_vec(), s));
+            }
+        }
+        for (key, t) in self.texts.iter_mut().filter(|(_, t)| t.dirty) {
+            t.dirty = false;
+            if let Ok(s) = serde_json::to_string(&SavedText::of(t)) {
+                c.upsert.push((key.to_vec(), s));
+            }
+        }
+        if let Some(gone) = self.gone.as_mut() {
+            c.remove = gone.drain(..).map(Vec::from).collect();
+        }
+        c
+    }
+
+    /// Forgets the changes not yet taken: the caller saves a whole snapshot instead.
+    pub fn clear_changes(&mut self) {
+        self.dialogs.values_mut().for_each(|d| d.dirty = false);
+        self.texts.values_mut().for_each(|t| t.dirty = false);
+        if let Some(gone) = self.gone.as_mut() {
+            gone.clear();
+        }
     }
 
     /// Takes back dialogs from [`Tracker::suspend`] or [`Tracker::snapshot`]. Returns how many states could not be
@@ -393,20 +554,34 @@ impl Tracker {
     pub fn resume(&mut self, dialogs: impl IntoIterator<Item = (Vec<u8>, String)>) -> usize {
         let mut bad = 0;
         for (key, state) in dialogs {
-            match serde_json::from_str::<Dialog>(&state) {
-                Ok(mut d) => {
-                    // The cap holds for resumed calls too: the oldest goes first.
-                    let mut evicted = Vec::new();
-                    self.make_room(&mut evicted);
-                    self.deferred.append(&mut evicted);
-                    // The sequence comes from the store: saturate rather than overflow.
-                    self.seq = self.seq.max(d.order.1).saturating_add(1);
-                    d.order.1 = self.seq;
-                    let key: Box<[u8]> = key.into();
-                    self.order.insert(d.order, key.clone());
+            let Ok(saved) = serde_json::from_str::<Saved>(&state) else {
+                bad += 1;
+                continue;
+            };
+            // The cap holds for resumed calls too: the oldest goes first.
+            let mut evicted = Vec::new();
+            self.make_room(&mut evicted);
+            self.deferred.append(&mut evicted);
+            let key: Box<[u8]> = key.into();
+            // The sequence comes from the store: saturate rather than overflow.
+            let mut order = |o: &mut (i64, u64)| {
+                self.seq = self.seq.max(o.1).saturating_add(1);
+                o.1 = self.seq;
+                *o
+            };
+            match saved {
+                Saved::Dialog(d) => {
+                    let mut d = *d;
+                    let o = order(&mut d.order);
+                    self.order.insert(o, key.clone());
                     self.dialogs.insert(key, d);
                 }
-                Err(_) => bad += 1,
+                Saved::Text(t) => {
+                    let mut t = t.into_text();
+                    let o = order(&mut t.order);
+                    self.order.insert(o, key.clone());
+                    self.texts.insert(key, t);
+                }
             }
         }
         bad
@@ -434,6 +609,7 @@ impl Tracker {
         let branch = msg.via.and_then(|v| v.branch);
         let key = dialog_key(&mut self.scratch, msg.call_id, tag);
         if let Some(d) = self.dialogs.get_mut(key) {
+            d.dirty = true;
             let same_branch = branch.is_some() && d.invite_branch.as_deref() == branch;
             match d.state {
                 State::Ended if !same_branch => {
@@ -508,6 +684,7 @@ impl Tracker {
             server_from_trying: false,
             offer_codecs,
             answer_codecs: String::new(),
+            dirty: true,
         };
         let key: Box<[u8]> = dialog_key(&mut self.scratch, msg.call_id, tag).into();
         self.order.insert(order, key.clone());
@@ -520,11 +697,16 @@ impl Tracker {
         let from_tag = msg.from.tag.unwrap_or_default();
         let key = dialog_key(&mut self.scratch, msg.call_id, from_tag);
         if self.dialogs.contains_key(key) {
-            return self.dialogs.get_mut(key).map(|d| (d, true));
+            let d = self.dialogs.get_mut(key)?;
+            // Found for a message, which may change it: saved again at the next changes().
+            d.dirty = true;
+            return Some((d, true));
         }
         let to_tag = msg.to.tag?;
         let key = dialog_key(&mut self.scratch, msg.call_id, to_tag);
-        self.dialogs.get_mut(key).map(|d| (d, false))
+        let d = self.dialogs.get_mut(key)?;
+        d.dirty = true;
+        Some((d, false))
     }
 
     fn in_dialog(&mut self, meta: &Meta<'_>, msg: &SipMessage<'_>) {
@@ -710,6 +892,7 @@ impl Tracker {
                 caller_hop: (meta.src, meta.dst),
                 final_any: None,
                 final_caller_hop: None,
+                dirty: true,
             },
         );
     }
@@ -723,6 +906,7 @@ impl Tracker {
             self.stats.orphans += 1;
             return;
         };
+        t.dirty = true;
         if meta.src == t.caller_hop.1 && meta.dst == t.caller_hop.0 && t.final_caller_hop.is_none()
         {
             t.final_caller_hop = Some(code);
@@ -810,19 +994,25 @@ impl Tracker {
     }
 
     fn emit_dialog(&mut self, key: &[u8], out: &mut Vec<Record>) {
-        let Some(d) = self.dialogs.remove(key) else {
+        let Some((key, d)) = self.dialogs.remove_entry(key) else {
             return;
         };
         self.order.remove(&d.order);
         self.stats.calls += 1;
-        out.push(Record::Call(Box::new(Self::call_record(key, d))));
+        out.push(Record::Call(Box::new(Self::call_record(&key, d))));
+        if let Some(gone) = self.gone.as_mut() {
+            gone.push(key);
+        }
     }
 
     fn emit_text(&mut self, key: &[u8], out: &mut Vec<Record>) {
-        let Some(t) = self.texts.remove(key) else {
+        let Some((key, t)) = self.texts.remove_entry(key) else {
             return;
         };
         self.order.remove(&t.order);
+        if let Some(gone) = self.gone.as_mut() {
+            gone.push(key);
+        }
         self.stats.text_messages += 1;
         let mut r = t.record;
         r.answered_at = t.final_any.map(|(at, _)| at);
@@ -1863,6 +2053,73 @@ mod tests {
             (t.content_type.as_deref(), t.size_bytes),
             (Some("text/plain"), 11)
         );
+    }
+
+    #[test]
+    fn a_message_awaiting_its_answer_is_saved_with_a_snapshot_and_resumes_into_one_record() {
+        let mut r = Run::new();
+        let m = message();
+        r.at(0, CALLER, CALLEE, m);
+        let saved = r.t.snapshot();
+        assert_eq!(saved.len(), 1);
+        // The saved form keeps fields, never the body.
+        assert!(!saved[0].1.contains("secret text"), "{}", saved[0].1);
+        let mut after = Run::new();
+        assert_eq!(after.t.resume(saved), 0);
+        after.at(700 * MS, CALLEE, CALLER, m.resp(200));
+        let got = texts(&mut after);
+        r.at(700 * MS, CALLEE, CALLER, m.resp(200));
+        assert_eq!(got, texts(&mut r));
+        assert_eq!(got[0].final_status, Some(200));
+    }
+
+    #[test]
+    fn suspend_saves_a_message_awaiting_its_answer_instead_of_writing_it() {
+        let mut r = Run::new();
+        r.at(0, CALLER, CALLEE, message());
+        let saved = r.t.suspend(&mut r.out);
+        assert_eq!((saved.len(), r.out.len(), r.t.open()), (1, 0, 0));
+    }
+
+    #[test]
+    fn changes_hold_only_what_was_touched_since_the_last_call() {
+        let mut r = Run::new();
+        r.t.track_changes();
+        let (a, b) = (invite(), invite().call_id("call-2@host"));
+        r.at(0, CALLER, CALLEE, a).at(S, CALLER, CALLEE, b);
+        let first = r.t.changes();
+        assert_eq!((first.upsert.len(), first.remove.len()), (2, 0));
+        assert_eq!(r.t.changes(), OpenChanges::default());
+        r.at(2 * S, CALLEE, CALLER, b.resp(180));
+        let second = r.t.changes();
+        let keys: Vec<&[u8]> = second.upsert.iter().map(|(k, _)| k.as_slice()).collect();
+        assert_eq!(keys, [&b"call-2@host\0ftag"[..]]);
+        assert!(second.remove.is_empty());
+    }
+
+    #[test]
+    fn changes_list_the_key_of_a_call_written_since_the_last_call() {
+        let mut r = Run::new();
+        r.t.track_changes();
+        let i = invite();
+        r.at(0, CALLER, CALLEE, i)
+            .at(S, CALLEE, CALLER, i.resp(486));
+        r.t.changes();
+        r.t.advance(60 * S, &mut r.out);
+        assert_eq!(r.out.len(), 1);
+        let c = r.t.changes();
+        assert_eq!(c.remove, [b"call-1@host\0ftag".to_vec()]);
+        assert!(c.upsert.is_empty());
+    }
+
+    #[test]
+    fn a_tracker_without_change_tracking_keeps_no_removed_keys() {
+        let mut r = Run::new();
+        let i = invite();
+        r.at(0, CALLER, CALLEE, i)
+            .at(S, CALLEE, CALLER, i.resp(486));
+        r.t.advance(60 * S, &mut r.out);
+        assert!(r.t.gone.is_none());
     }
 
     #[test]

@@ -11,14 +11,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use super::OpenDialog;
 use super::{Sink, SourceStats};
 use crate::call::{Record, Tracker, TrackerConfig};
 use crate::config::LogSource;
 use crate::ingest::LogFeed;
 use crate::privacy::Pseudonymiser;
 use crate::source::log::{Checkpoint, Follower, LogMessage};
-use crate::store::{Batch, LogProgress, Store, TrySendError, Writer};
+use crate::store::{Batch, LogProgress, OpenDialogs, Store, TrySendError, Writer};
 use crate::time::now_us;
 
 /// How often a followed log is looked at when inotify does not watch it (`watch =
@@ -136,6 +135,8 @@ struct LogPipeline {
     clock: Option<(i64, Instant)>,
     last_growth: Instant,
     flushed: bool,
+    /// The last batch was not taken: the next saves every open call, not the changes.
+    resync: bool,
     sip: u64,
     errors: u64,
 }
@@ -154,6 +155,7 @@ pub(super) fn spawn_log(
         .with_context(|| format!("log {name}: format or time zone not usable"))?;
     let follower = Follower::open(follow, resume.checkpoint)?;
     let mut tracker = Tracker::new(tracker_cfg);
+    tracker.track_changes();
     let bad = tracker.resume(resume.open);
     if bad > 0 {
         tracing::warn!("log {name}: {bad} saved open calls could not be read back (saved by another version) and were dropped");
@@ -188,6 +190,7 @@ pub(super) fn spawn_log(
         clock: None,
         last_growth: Instant::now(),
         flushed: true,
+        resync: false,
         sip: 0,
         errors: 0,
     };
@@ -233,8 +236,14 @@ impl LogPipeline {
                 && (self.last_sent.elapsed() >= self.flush_every
                     || self.pending.len() >= self.batch_size)
             {
-                let open = self.tracker.snapshot();
-                self.send_with(Some(open), false);
+                let open = if self.resync {
+                    // A batch was not taken: its changes are lost, so save everything.
+                    self.tracker.clear_changes();
+                    OpenDialogs::Replace(self.tracker.snapshot())
+                } else {
+                    OpenDialogs::Changes(Box::new(self.tracker.changes()))
+                };
+                self.resync = !self.send_with(open, false);
             }
             // A backlog is read on at once; a caught-up log waits for inotify's wake or
             // its timer, and no longer than its pending records may wait.
@@ -260,7 +269,7 @@ impl LogPipeline {
         };
         self.take_out();
         let saved = open.len();
-        if self.send_with(Some(open), true) && !finish {
+        if self.send_with(OpenDialogs::Replace(open), true) && !finish {
             tracing::info!("log {}: stopped, {saved} open calls saved", self.name);
         }
     }
@@ -391,7 +400,7 @@ impl LogPipeline {
     /// buffer); a batch the writer cannot take stays pending, and its checkpoint unsaved.
     /// `stopping`: the last batch, given up after [`LOG_STOP_WAIT`]. Returns whether the
     /// writer took it.
-    fn send_with(&mut self, open: Option<Vec<OpenDialog>>, stopping: bool) -> bool {
+    fn send_with(&mut self, open: OpenDialogs, stopping: bool) -> bool {
         let checkpoint = self.follower.checkpoint();
         let mut batch = Batch {
             records: std::mem::take(&mut self.pending),

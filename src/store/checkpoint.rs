@@ -8,6 +8,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::dialogs::OpenDialogs;
 use super::writer::LogProgress;
 use super::{Store, StoreError};
 use crate::call::Record;
@@ -56,7 +57,7 @@ impl Store {
             &[LogProgress {
                 source: source.to_string(),
                 checkpoint: *checkpoint,
-                open_dialogs: None,
+                open_dialogs: OpenDialogs::Keep,
                 at_us: now_us,
             }],
         )
@@ -172,7 +173,7 @@ mod tests {
         let progress = LogProgress {
             source: "log".into(),
             checkpoint: cp(20),
-            open_dialogs: Some(vec![(b"k".to_vec(), "new".into())]),
+            open_dialogs: OpenDialogs::Replace(vec![(b"k".to_vec(), "new".into())]),
             at_us: 2,
         };
         assert!(store.write(&records, &[progress]).is_err());

@@ -6,15 +6,91 @@
 //! - a capture source saves its open calls when it stops, and the next start takes them
 //!   out (read and delete) to resume them: a capture cannot be read again, so there is
 //!   nothing to keep consistent with;
-//! - a followed log replaces its rows with every checkpoint, in the checkpoint's
-//!   transaction (`writer::write`), and the next start only reads them: the rows and the
-//!   checkpoint must stay a pair until the next batch replaces both, or a kill -9 right
+//! - a followed log updates its rows with every checkpoint, in the checkpoint's
+//!   transaction (`writer::write`): the entries that changed since the last one and the
+//!   keys of those gone ([`OpenDialogs::Changes`]), or all of them at a stop
+//!   ([`OpenDialogs::Replace`]). The next start only reads them: the rows and the
+//!   checkpoint must stay a pair until the next batch moves both, or a kill -9 right
 //!   after the start would lose the calls whose INVITE lies before the checkpoint.
+
+use std::collections::HashSet;
 
 use rusqlite::{params, Connection};
 
 use super::{Store, StoreError};
+use crate::call::OpenChanges;
 use crate::privacy::Pseudonymiser;
+
+/// What a followed log's batch does to its saved open calls.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum OpenDialogs {
+    /// Leaves them as they are.
+    #[default]
+    Keep,
+    /// Replaces them all with these (key, state).
+    Replace(Vec<(Vec<u8>, String)>),
+    /// Deletes the removed keys, then saves the changed states.
+    Changes(Box<OpenChanges>),
+}
+
+impl OpenDialogs {
+    /// One update doing what `self` then `later` do (the writer folds a log's batches
+    /// into one transaction).
+    pub fn then(self, later: OpenDialogs) -> OpenDialogs {
+        match (self, later) {
+            (earlier, OpenDialogs::Keep) => earlier,
+            (_, OpenDialogs::Replace(all)) => OpenDialogs::Replace(all),
+            (OpenDialogs::Keep, changes) => changes,
+            (OpenDialogs::Replace(mut all), OpenDialogs::Changes(c)) => {
+                let touched: HashSet<&[u8]> = c
+                    .remove
+                    .iter()
+                    .map(Vec::as_slice)
+                    .chain(c.upsert.iter().map(|(k, _)| k.as_slice()))
+                    .collect();
+                all.retain(|(k, _)| !touched.contains(k.as_slice()));
+                all.extend(c.upsert);
+                OpenDialogs::Replace(all)
+            }
+            (OpenDialogs::Changes(mut a), OpenDialogs::Changes(b)) => {
+                // An earlier state is superseded by a later one or by a removal; removals
+                // run before upserts, so a key gone and then opened again ends up saved.
+                let touched: HashSet<&[u8]> = b
+                    .remove
+                    .iter()
+                    .map(Vec::as_slice)
+                    .chain(b.upsert.iter().map(|(k, _)| k.as_slice()))
+                    .collect();
+                a.upsert.retain(|(k, _)| !touched.contains(k.as_slice()));
+                a.remove.extend(b.remove);
+                a.upsert.extend(b.upsert);
+                OpenDialogs::Changes(a)
+            }
+        }
+    }
+}
+
+/// Applies `update` to `source`'s rows, inside the caller's transaction.
+pub(super) fn update_source(
+    conn: &Connection,
+    source: &str,
+    update: &OpenDialogs,
+    now_us: i64,
+    pseudonymiser: Option<&Pseudonymiser>,
+) -> rusqlite::Result<()> {
+    match update {
+        OpenDialogs::Keep => Ok(()),
+        OpenDialogs::Replace(all) => replace_source(conn, source, all, now_us, pseudonymiser),
+        OpenDialogs::Changes(c) => {
+            let mut delete = conn
+                .prepare_cached("DELETE FROM open_dialogs WHERE source = ?1 AND dialog_key = ?2")?;
+            for key in &c.remove {
+                delete.execute(params![source, key])?;
+            }
+            insert_states(conn, source, &c.upsert, now_us, pseudonymiser)
+        }
+    }
+}
 
 /// Replaces `source`'s rows with `dialogs` (key, state), inside the caller's transaction.
 /// With a pseudonymiser, the states hold pseudonyms only, like the records.
@@ -27,6 +103,17 @@ pub(super) fn replace_source(
 ) -> rusqlite::Result<()> {
     conn.prepare_cached("DELETE FROM open_dialogs WHERE source = ?1")?
         .execute([source])?;
+    insert_states(conn, source, dialogs, now_us, pseudonymiser)
+}
+
+/// Saves (key, state) rows for `source`, each replacing a row of the same key.
+fn insert_states(
+    conn: &Connection,
+    source: &str,
+    dialogs: &[(Vec<u8>, String)],
+    now_us: i64,
+    pseudonymiser: Option<&Pseudonymiser>,
+) -> rusqlite::Result<()> {
     let mut insert = conn.prepare_cached(
         "INSERT OR REPLACE INTO open_dialogs (source, dialog_key, state, saved_at_us)
          VALUES (?1, ?2, ?3, ?4)",
@@ -125,6 +212,85 @@ mod tests {
 
     fn saved(tag: &str) -> Vec<(Vec<u8>, String)> {
         vec![(format!("call\0{tag}").into_bytes(), "{\"x\":1}".to_string())]
+    }
+
+    fn row(key: &str, state: &str) -> (Vec<u8>, String) {
+        (key.as_bytes().to_vec(), state.to_string())
+    }
+
+    fn changes(upsert: &[(&str, &str)], remove: &[&str]) -> OpenDialogs {
+        OpenDialogs::Changes(Box::new(OpenChanges {
+            upsert: upsert.iter().map(|(k, s)| row(k, s)).collect(),
+            remove: remove.iter().map(|k| k.as_bytes().to_vec()).collect(),
+        }))
+    }
+
+    /// `source`'s rows after `updates`, each in its own transaction.
+    fn rows_after(updates: &[OpenDialogs]) -> Vec<(Vec<u8>, String)> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(&dir.path().join("t.db")).expect("open");
+        store
+            .save_open_dialogs("other", &[row("a", "theirs")], 1)
+            .expect("save");
+        for u in updates {
+            let tx = store.conn.transaction().expect("transaction");
+            update_source(&tx, "/log", u, 1, None).expect("update");
+            tx.commit().expect("commit");
+        }
+        assert_eq!(
+            store.open_dialogs("other").expect("read"),
+            [row("a", "theirs")]
+        );
+        let mut rows = store.open_dialogs("/log").expect("read");
+        rows.sort();
+        rows
+    }
+
+    #[test]
+    fn changes_delete_and_save_only_the_rows_they_name() {
+        let rows = rows_after(&[
+            OpenDialogs::Replace(vec![row("a", "1"), row("b", "1"), row("c", "1")]),
+            changes(&[("b", "2"), ("d", "1")], &["a"]),
+        ]);
+        assert_eq!(rows, [row("b", "2"), row("c", "1"), row("d", "1")]);
+    }
+
+    #[test]
+    fn a_key_removed_and_opened_again_in_one_update_is_saved() {
+        let rows = rows_after(&[
+            OpenDialogs::Replace(vec![row("a", "old")]),
+            changes(&[("a", "new")], &["a"]),
+        ]);
+        assert_eq!(rows, [row("a", "new")]);
+    }
+
+    #[test]
+    fn updates_folded_together_leave_the_rows_they_leave_one_by_one() {
+        let sequence = [
+            OpenDialogs::Replace(vec![row("a", "1"), row("b", "1")]),
+            changes(&[("a", "2"), ("c", "1")], &["b"]),
+            OpenDialogs::Keep,
+            changes(&[("b", "2")], &["a", "c"]),
+            changes(&[("a", "3"), ("c", "2")], &["b"]),
+        ];
+        for split in 0..sequence.len() {
+            // The first `split` updates one by one, the rest folded into one.
+            let (each, folded) = sequence.split_at(split);
+            let mut updates: Vec<OpenDialogs> = each.to_vec();
+            if let Some(f) = folded
+                .iter()
+                .cloned()
+                .reduce(|earlier, later| earlier.then(later))
+            {
+                updates.push(f);
+            }
+            assert_eq!(
+                rows_after(&updates),
+                rows_after(&sequence),
+                "folded from update {split}"
+            );
+        }
+        assert_eq!(rows_after(&sequence), [row("a", "3"), row("c", "2")]);
     }
 
     #[test]

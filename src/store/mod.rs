@@ -30,7 +30,7 @@ pub mod retention;
 mod schema;
 mod writer;
 
-pub use dialogs::SavedDialog;
+pub use dialogs::{OpenDialogs, SavedDialog};
 pub use export::Format;
 pub use privacy::{AuditEntry, Erasure, ForgetOutcome, Request, Subject, SubjectRecords};
 pub use retention::{RetentionOutcome, RetentionPolicy};

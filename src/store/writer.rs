@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, TransactionBehavior};
 
-use super::{checkpoint, dialogs, Store, StoreError};
+use super::dialogs::{self, OpenDialogs};
+use super::{checkpoint, Store, StoreError};
 use crate::call::{CallRecord, MessageRecord, Record};
 use crate::privacy::Pseudonymiser;
 use crate::source::log::Checkpoint;
@@ -134,9 +135,8 @@ pub struct LogProgress {
     pub source: String,
     /// Every message before it was given to the tracker whose records come with it.
     pub checkpoint: Checkpoint,
-    /// That tracker's open dialogs (key, state) at the checkpoint, replacing the
-    /// source's saved ones; `None` leaves them as they are.
-    pub open_dialogs: Option<Vec<(Vec<u8>, String)>>,
+    /// What turns the source's saved open calls into that tracker's at the checkpoint.
+    pub open_dialogs: OpenDialogs,
     /// When it was taken, µs UTC (`updated_at_us`, `saved_at_us`).
     pub at_us: i64,
 }
@@ -172,9 +172,7 @@ pub(super) fn write(
     }
     for p in progress {
         checkpoint::upsert(&tx, &p.source, &p.checkpoint, p.at_us)?;
-        if let Some(open) = &p.open_dialogs {
-            dialogs::replace_source(&tx, &p.source, open, p.at_us, pseudonymiser)?;
-        }
+        dialogs::update_source(&tx, &p.source, &p.open_dialogs, p.at_us, pseudonymiser)?;
     }
     tx.commit()
 }
@@ -489,8 +487,8 @@ impl Drop for Writer {
 #[derive(Default)]
 struct Pending {
     records: Vec<Record>,
-    /// At most one per log: a later checkpoint (and its open calls) supersedes an
-    /// earlier one of the same log, whose records are in `records` already.
+    /// At most one per log: a later checkpoint supersedes an earlier one of the same
+    /// log, whose records are in `records` already; their open-call updates are folded.
     progress: Vec<LogProgress>,
 }
 
@@ -502,7 +500,13 @@ impl Pending {
                 self.records.append(&mut b.records);
                 if let Some(p) = b.progress {
                     match self.progress.iter_mut().find(|q| q.source == p.source) {
-                        Some(q) => *q = p,
+                        Some(q) => {
+                            let earlier = std::mem::take(&mut q.open_dialogs);
+                            *q = LogProgress {
+                                open_dialogs: earlier.then(p.open_dialogs),
+                                ..p
+                            };
+                        }
                         None => self.progress.push(p),
                     }
                 }
@@ -824,7 +828,7 @@ mod tests {
                 offset,
                 last_line_hash: 3,
             },
-            open_dialogs: Some(
+            open_dialogs: OpenDialogs::Replace(
                 open.iter()
                     .map(|k| (k.as_bytes().to_vec(), format!("{{\"k\":\"{k}\"}}")))
                     .collect(),
@@ -866,7 +870,10 @@ mod tests {
             .expect("checkpoint");
         assert_eq!(cp.map(|c| c.offset), Some(200));
         let open = store.open_dialogs("/var/log/asterisk/full").expect("open");
-        assert_eq!(open, progress(200, &["b"]).open_dialogs.expect("some"));
+        assert_eq!(
+            OpenDialogs::Replace(open),
+            progress(200, &["b"]).open_dialogs
+        );
         assert_eq!(store.calls(&Query::default()).expect("calls").len(), 2);
     }
 
