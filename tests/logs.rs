@@ -393,6 +393,63 @@ fn corpus_freeswitch_event_socket_frames_give_a_cancelled_call() {
     assert!(c.source.ends_with(ingest::log::PEER_FROM_HEADERS));
 }
 
+/// An Event Socket capture of a FreeSWITCH log (each line its own `log/data` frame) with
+/// an honest 2 MiB api/response early on, a log frame claiming 99 GB cut after a few bytes
+/// in the middle of a SIP message, and a last frame the end of the capture cut: the
+/// unbelievable frames are skipped unread and counted, and the call is the plain log's.
+#[test]
+fn esl_capture_with_huge_and_truncated_frames_still_gives_every_following_record() {
+    let berlin = tz("Europe/Berlin");
+    let packets = packets("answered_caller_bye");
+    let local = packets[0].dst;
+    let text = generate::freeswitch(&packets, local, FsLayout::Current, &berlin);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let plain = write_log(dir.path(), "freeswitch.log", &text, &packets);
+
+    let frame = |kind: &str, body: &str| {
+        format!(
+            "Content-Type: {kind}\nContent-Length: {}\nLog-Level: 6\n\n{body}",
+            body.len()
+        )
+    };
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let mut esl = String::new();
+    for (i, line) in lines.iter().enumerate() {
+        if i == 3 {
+            esl.push_str(&frame("api/response", &"x".repeat(2 << 20)));
+        }
+        if i == lines.len() / 2 {
+            esl.push_str("Content-Type: log/data\nContent-Length: 99999999999\n\nrecv 1 b");
+        }
+        esl.push_str(&frame("log/data", line));
+    }
+    esl.push_str("Content-Type: log/data\nContent-Length: 400\nLog-Level: 6\n\n2026-");
+    let capture = write_log(dir.path(), "esl.log", &esl, &packets);
+
+    let opts = LogOptions {
+        timezone: berlin,
+        local_address: Some(local),
+        ..utc()
+    };
+    let (want, _, _) = ingest_logs(&[plain], &opts);
+    let (got, _, summaries) = ingest_logs(std::slice::from_ref(&capture), &opts);
+    let s = &summaries[0];
+    assert!(s.error.is_none(), "{}", s.line());
+    assert!(
+        s.skipped.contains(&("esl_oversize_frame", 2)),
+        "{}",
+        s.line()
+    );
+    assert!(s.notes.contains(&("esl_short_frame", 1)), "{}", s.line());
+    assert_eq!(want.len(), 1);
+    assert_eq!(got.len(), 1, "{got:#?}");
+    let got = CallRecord {
+        source: want[0].source.clone(),
+        ..got[0].clone()
+    };
+    assert_same("ESL capture", &got, &want[0]);
+}
+
 /// #9: CUBE with sequence numbers and msec timestamps; no peer in the log.
 #[test]
 fn corpus_cisco_cube_invite_503_takes_the_peer_from_via_and_says_so() {
