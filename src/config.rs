@@ -81,7 +81,10 @@ pub struct LogSource {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub year: Option<i16>,
     /// The PBX's own SIP address (`ip:port`), the other end of every logged peer.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "local_address"
+    )]
     pub local_address: Option<std::net::SocketAddr>,
     /// How growth is noticed: `inotify` (default; polling when inotify cannot watch the
     /// log's directory) or `poll` (network file systems, where inotify misses writes made
@@ -96,6 +99,49 @@ pub enum LogWatch {
     #[default]
     Inotify,
     Poll,
+}
+
+/// Why a log-reading setting is refused: a `[[source.log]]` key or the `ingest` flag of
+/// the same name. The caller names the key or flag.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LogSettingError {
+    #[error("`{0}` is not a time zone name (e.g. Europe/Berlin, UTC)")]
+    TimeZone(String),
+    #[error("{0} is not a year between 1970 and 2100")]
+    Year(i64),
+    #[error("`{0}` is not an IP:PORT address (e.g. 192.0.2.10:5060, [2001:db8::10]:5060)")]
+    Address(String),
+}
+
+/// A log's zone (`timezone`, `--timezone`): an IANA name.
+pub fn log_time_zone(name: &str) -> Result<jiff::tz::TimeZone, LogSettingError> {
+    crate::source::log::time::time_zone(name)
+        .ok_or_else(|| LogSettingError::TimeZone(name.to_string()))
+}
+
+/// The year of a log's year-less dates (`year`, `--year`). Outside 1970-2100 it can only
+/// be a typo, and would put every record far outside the retention window.
+pub fn log_year(year: i64) -> Result<i16, LogSettingError> {
+    i16::try_from(year)
+        .ok()
+        .filter(|y| (1970..=2100).contains(y))
+        .ok_or(LogSettingError::Year(year))
+}
+
+/// The PBX's own SIP address (`local_address`, `--local-address`).
+pub fn log_local_address(text: &str) -> Result<std::net::SocketAddr, LogSettingError> {
+    text.parse()
+        .map_err(|_| LogSettingError::Address(text.to_string()))
+}
+
+/// `local_address` through [`log_local_address`], so the file and the flag say the same.
+fn local_address<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<std::net::SocketAddr>, D::Error> {
+    let text = String::deserialize(d)?;
+    log_local_address(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }
 
 impl Default for LogSource {
@@ -117,7 +163,7 @@ impl LogSource {
     pub fn follow_config(&self) -> Option<crate::source::log::FollowConfig> {
         let format = crate::source::log::LogFormat::from_name(&self.format)?;
         let timezone = match &self.timezone {
-            Some(name) => crate::source::log::time::time_zone(name)?,
+            Some(name) => log_time_zone(name).ok()?,
             None => crate::source::log::time::host_time_zone(),
         };
         Some(crate::source::log::FollowConfig {
@@ -481,19 +527,11 @@ impl Config {
                     l.format
                 ));
             }
-            if let Some(tz) = &l.timezone {
-                if crate::source::log::time::time_zone(tz).is_none() {
-                    p.push(format!(
-                        "{key}.timezone: `{tz}` is not a time zone name (e.g. Europe/Berlin, UTC)"
-                    ));
-                }
+            if let Some(Err(e)) = l.timezone.as_deref().map(log_time_zone) {
+                p.push(format!("{key}.timezone: {e}"));
             }
-            if let Some(y) = l.year {
-                if !(1970..=2100).contains(&y) {
-                    p.push(format!(
-                        "{key}.year: {y} is not a year between 1970 and 2100"
-                    ));
-                }
+            if let Some(Err(e)) = l.year.map(|y| log_year(y.into())) {
+                p.push(format!("{key}.year: {e}"));
             }
         }
         let mut seen = std::collections::HashSet::new();
@@ -763,6 +801,23 @@ mod tests {
         ] {
             assert!(err.contains(key), "{key} missing from: {err}");
         }
+    }
+
+    #[test]
+    fn a_bad_local_address_names_the_key_and_the_expected_form() {
+        let err = parse(
+            "[[source.log]]\npath = \"/l\"\nformat = \"cisco\"\nlocal_address = \"192.0.2.10\"\n",
+        )
+        .expect_err("no port")
+        .to_string();
+        assert!(
+            err.contains("local_address") && err.contains("line 4"),
+            "{err}"
+        );
+        assert!(
+            err.contains("`192.0.2.10` is not an IP:PORT address"),
+            "{err}"
+        );
     }
 
     #[test]

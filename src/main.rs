@@ -3,16 +3,19 @@
 
 use std::fs::OpenOptions;
 use std::io::Write;
+use std::net::SocketAddr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap::builder::TypedValueParser;
+use clap::{value_parser, Args, CommandFactory, Parser, Subcommand};
+use jiff::tz::TimeZone;
 
 use callmeta::call::TrackerConfig;
-use callmeta::config::{LogFormat, RetentionSection};
+use callmeta::config::{self, LogFormat, RetentionSection};
 use callmeta::privacy::{self, PseudonymKey, Pseudonymiser};
 use callmeta::source::log::Detected;
 use callmeta::store::export::{self, Format};
@@ -34,7 +37,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Read capture files (pcap, pcapng) as one time-ordered stream and store their calls.
+    /// Read capture files (pcap, pcapng) as one time-ordered stream, and PBX trace logs,
+    /// and store their calls.
     Ingest {
         #[command(flatten)]
         db: DbArg,
@@ -57,6 +61,8 @@ enum Command {
             "kamailio-sipdump", "cisco",
         ])]
         format: String,
+        #[command(flatten)]
+        log: LogArgs,
         /// Capture files (merged in time order: rotated or per-interface captures) and PBX
         /// trace logs (read in the order given: rotated logs oldest first).
         #[arg(required = true)]
@@ -146,6 +152,37 @@ struct DbArg {
     /// The store.
     #[arg(long, env = "CALLMETA_DB", default_value = "callmeta.db")]
     db: PathBuf,
+}
+
+/// How `ingest` reads logs: the keys of `[[source.log]]`, checked by the same code.
+#[derive(Args)]
+struct LogArgs {
+    /// Zone of the local times in logs (IANA name, e.g. Europe/Berlin). Default: the
+    /// host's zone.
+    #[arg(long, value_name = "ZONE", value_parser = config::log_time_zone)]
+    timezone: Option<TimeZone>,
+    /// Year of log dates written without one (Asterisk's default dateformat, Cisco).
+    /// Default: the year that puts each time closest before the file's modification time.
+    #[arg(long, value_name = "YYYY", value_parser = value_parser!(i64).try_map(config::log_year))]
+    year: Option<i16>,
+    /// The PBX's own SIP address: the other end of every peer a log names (the source of
+    /// what it sent, the destination of what it received). Default: 0.0.0.0:0.
+    #[arg(long, value_name = "IP:PORT", value_parser = config::log_local_address)]
+    local_address: Option<SocketAddr>,
+}
+
+impl LogArgs {
+    fn options(&self, format: &str) -> ingest::LogOptions {
+        ingest::LogOptions {
+            format: callmeta::source::log::LogFormat::from_name(format),
+            timezone: self
+                .timezone
+                .clone()
+                .unwrap_or_else(callmeta::source::log::time::host_time_zone),
+            year: self.year,
+            local_address: self.local_address,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -284,10 +321,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             pseudonymise,
             key,
             format,
+            log,
             files,
         } => cmd_ingest(
             &db.db,
             &format,
+            &log,
             &files,
             &IngestPrivacy {
                 retention,
@@ -445,6 +484,7 @@ fn warn_if_wal_kept(erasure: Option<store::Erasure>) {
 fn cmd_ingest(
     db: &Path,
     format: &str,
+    log: &LogArgs,
     files: &[PathBuf],
     opts: &IngestPrivacy,
 ) -> Result<ExitCode> {
@@ -459,10 +499,7 @@ fn cmd_ingest(
         }),
         _ => (Vec::new(), files.to_vec()),
     };
-    let log_opts = ingest::LogOptions {
-        format: callmeta::source::log::LogFormat::from_name(format),
-        ..Default::default()
-    };
+    let log_opts = log.options(format);
     let started = Instant::now();
     check_store_permissions(db)?;
     let fields = privacy::parse_fields(&opts.pseudonymise)?;

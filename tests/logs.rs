@@ -429,6 +429,63 @@ fn corpus_freeswitch_event_socket_frames_give_a_cancelled_call() {
     assert!(c.source.ends_with(ingest::log::PEER_FROM_HEADERS));
 }
 
+/// An Event Socket capture of a FreeSWITCH log (each line its own `log/data` frame) with
+/// an honest 2 MiB api/response early on, a log frame claiming 99 GB cut after a few bytes
+/// in the middle of a SIP message, and a last frame the end of the capture cut: the
+/// unbelievable frames are skipped unread and counted, and the call is the plain log's.
+#[test]
+fn esl_capture_with_huge_and_truncated_frames_still_gives_every_following_record() {
+    let berlin = tz("Europe/Berlin");
+    let packets = packets("answered_caller_bye");
+    let local = packets[0].dst;
+    let text = generate::freeswitch(&packets, local, FsLayout::Current, &berlin);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let plain = write_log(dir.path(), "freeswitch.log", &text, &packets);
+
+    let frame = |kind: &str, body: &str| {
+        format!(
+            "Content-Type: {kind}\nContent-Length: {}\nLog-Level: 6\n\n{body}",
+            body.len()
+        )
+    };
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let mut esl = String::new();
+    for (i, line) in lines.iter().enumerate() {
+        if i == 3 {
+            esl.push_str(&frame("api/response", &"x".repeat(2 << 20)));
+        }
+        if i == lines.len() / 2 {
+            esl.push_str("Content-Type: log/data\nContent-Length: 99999999999\n\nrecv 1 b");
+        }
+        esl.push_str(&frame("log/data", line));
+    }
+    esl.push_str("Content-Type: log/data\nContent-Length: 400\nLog-Level: 6\n\n2026-");
+    let capture = write_log(dir.path(), "esl.log", &esl, &packets);
+
+    let opts = LogOptions {
+        timezone: berlin,
+        local_address: Some(local),
+        ..utc()
+    };
+    let (want, _, _) = ingest_logs(&[plain], &opts);
+    let (got, _, summaries) = ingest_logs(std::slice::from_ref(&capture), &opts);
+    let s = &summaries[0];
+    assert!(s.error.is_none(), "{}", s.line());
+    assert!(
+        s.skipped.contains(&("esl_oversize_frame", 2)),
+        "{}",
+        s.line()
+    );
+    assert!(s.notes.contains(&("esl_short_frame", 1)), "{}", s.line());
+    assert_eq!(want.len(), 1);
+    assert_eq!(got.len(), 1, "{got:#?}");
+    let got = CallRecord {
+        source: want[0].source.clone(),
+        ..got[0].clone()
+    };
+    assert_same("ESL capture", &got, &want[0]);
+}
+
 /// #9: CUBE with sequence numbers and msec timestamps; no peer in the log.
 #[test]
 fn corpus_cisco_cube_invite_503_takes_the_peer_from_via_and_says_so() {
@@ -1450,4 +1507,170 @@ fn ingest_command_reads_captures_and_logs_together_and_takes_a_forced_format() {
         out.contains("0 SIP messages"),
         "a FreeSWITCH log read as Cisco frames nothing: {out}"
     );
+}
+
+/// `callmeta ingest --db <fresh store> --retention 36500d ARGS...`: the calls it stored.
+/// The long window keeps old log dates from the retention purge that ends every ingest.
+fn ingest_command(args: &[&str]) -> Vec<serde_json::Value> {
+    let db = common::Db::new();
+    let db_path = db.path();
+    let mut all = vec![
+        "ingest",
+        "--db",
+        db_path.to_str().expect("UTF-8 path"),
+        "--retention",
+        "36500d",
+    ];
+    all.extend_from_slice(args);
+    common::run(&all);
+    db.calls()
+}
+
+fn sample(name: &str) -> String {
+    samples_dir()
+        .join(name)
+        .to_str()
+        .expect("UTF-8 path")
+        .to_string()
+}
+
+/// The chan_sip sample's default dateformat (`[Nov 29 17:26:38]`) is local time: read in
+/// UTC it is stored as written; read in Europe/Berlin (UTC+1 in November) an hour earlier.
+#[test]
+fn ingest_timezone_flag_reads_a_logs_local_times_in_that_zone() {
+    let log = sample("chansip-full.log");
+    for (zone, started, ended) in [
+        (
+            "UTC",
+            "2026-11-29T17:26:38.000000Z",
+            "2026-11-29T17:26:42.000000Z",
+        ),
+        (
+            "Europe/Berlin",
+            "2026-11-29T16:26:38.000000Z",
+            "2026-11-29T16:26:42.000000Z",
+        ),
+        (
+            "Asia/Kathmandu",
+            "2026-11-29T11:41:38.000000Z",
+            "2026-11-29T11:41:42.000000Z",
+        ),
+    ] {
+        let calls = ingest_command(&["--timezone", zone, "--year", "2026", &log]);
+        assert_eq!(calls.len(), 1, "{zone}: {calls:#?}");
+        assert_eq!(
+            (&calls[0]["started_at"], &calls[0]["ended_at"]),
+            (&started.into(), &ended.into()),
+            "{zone}"
+        );
+    }
+}
+
+/// Cisco `datetime msec` stamps (`Nov 29 17:26:38.588`) carry no year: `--year` gives it,
+/// whatever the file's modification time.
+#[test]
+fn ingest_year_flag_sets_the_year_of_a_year_less_log() {
+    let log = sample("cisco.log");
+    for year in ["2021", "2024"] {
+        let calls = ingest_command(&["--timezone", "UTC", "--year", year, &log]);
+        assert_eq!(calls.len(), 1, "{year}: {calls:#?}");
+        assert_eq!(
+            calls[0]["started_at"],
+            format!("{year}-11-29T17:26:38.588000Z"),
+            "{year}"
+        );
+    }
+}
+
+/// chan_sip names only the peer: `--local-address` is the other end, the destination of
+/// an INVITE the PBX received and the source of one it sent. Without it, 0.0.0.0:0.
+#[test]
+fn ingest_local_address_flag_is_the_local_end_of_every_logged_peer() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let packets = packets("answered_caller_bye");
+    let berlin = tz("Europe/Berlin");
+    let (caller, callee) = (packets[0].src, packets[0].dst);
+    let ends = |c: &serde_json::Value| {
+        format!(
+            "{}:{} -> {}:{}",
+            c["src_ip"].as_str().unwrap_or_default(),
+            c["src_port"],
+            c["dst_ip"].as_str().unwrap_or_default(),
+            c["dst_port"]
+        )
+    };
+    // The log of the callee's PBX (INVITE received), then of the caller's (INVITE sent).
+    for (pbx, peer, want) in [
+        (callee, caller, format!("{caller} -> {callee}")),
+        (caller, callee, format!("{caller} -> {callee}")),
+    ] {
+        let text = generate::chansip_file(&packets, pbx, DateFormat::IsoMillis, &berlin);
+        let path = write_log(dir.path(), &format!("{pbx}.log"), &text, &packets);
+        let path = path.to_str().expect("UTF-8 path");
+        let args = [
+            "--timezone",
+            "Europe/Berlin",
+            "--format",
+            "asterisk-chansip",
+        ];
+
+        let pbx_arg = pbx.to_string();
+        let mut with = args.to_vec();
+        with.extend(["--local-address", &pbx_arg, path]);
+        let calls = ingest_command(&with);
+        assert_eq!(calls.len(), 1, "{pbx}: {calls:#?}");
+        assert_eq!(ends(&calls[0]), want, "log of {pbx}");
+
+        let mut without = args.to_vec();
+        without.push(path);
+        let calls = ingest_command(&without);
+        assert_eq!(calls.len(), 1, "{pbx}: {calls:#?}");
+        let unset = if pbx == callee {
+            format!("{peer} -> 0.0.0.0:0")
+        } else {
+            format!("0.0.0.0:0 -> {peer}")
+        };
+        assert_eq!(
+            ends(&calls[0]),
+            unset,
+            "log of {pbx} without --local-address"
+        );
+    }
+}
+
+/// A bad `--timezone`, `--year` or `--local-address` stops `ingest` before it opens the
+/// store, with a message naming the flag and what is wrong (never a panic).
+#[test]
+fn ingest_refuses_a_bad_log_flag_naming_it() {
+    let log = sample("chansip-full.log");
+    for (flag, value, why) in [
+        ("--timezone", "Mars/Olympus", "is not a time zone name"),
+        ("--timezone", "", "is not a time zone name"),
+        ("--year", "1900", "is not a year between 1970 and 2100"),
+        ("--year", "99999", "is not a year between 1970 and 2100"),
+        ("--year", "twenty", "invalid digit"),
+        ("--local-address", "192.0.2.10", "is not an IP:PORT address"),
+        ("--local-address", "pbx:5060", "is not an IP:PORT address"),
+        (
+            "--local-address",
+            "192.0.2.10:65536",
+            "is not an IP:PORT address",
+        ),
+    ] {
+        let db = common::Db::new();
+        let out = Command::new(env!("CARGO_BIN_EXE_callmeta"))
+            .args(["ingest", "--db"])
+            .arg(db.path())
+            .args([flag, value, &log])
+            .output()
+            .expect("start the callmeta binary");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{flag} {value:?} was accepted");
+        assert!(
+            stderr.contains(flag) && stderr.contains(why),
+            "{flag} {value:?}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{flag} {value:?}: {stderr}");
+        assert!(!db.path().exists(), "{flag} {value:?} created the store");
+    }
 }

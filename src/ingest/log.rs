@@ -22,7 +22,7 @@ use crate::call::{Meta, Record, Tracker, TrackerConfig};
 use crate::net::Transport;
 use crate::sip::{self, SipMessage, StartLine};
 use crate::source::log::{
-    self, detect, esl_unwrap, text, Detected, Direction, FramerStats, LogClock, LogFormat,
+    self, detect, esl_lines, text, Detected, Direction, EslStats, FramerStats, LogClock, LogFormat,
     LogMessage, DETECT_BYTES,
 };
 
@@ -320,26 +320,14 @@ fn ingest_one<E>(
     let mut framer = log::framer(format, clock);
     let mut feed = LogFeed::new(&name, opts.local_address, mtime);
 
-    let mut data = Vec::new();
+    let esl = esl || (opts.format == Some(LogFormat::Freeswitch) && is_esl(path));
     let read_err = |e: std::io::Error| format!("cannot read {name}: {e}");
-    if esl || (opts.format == Some(LogFormat::Freeswitch) && is_esl(path)) {
-        let mut raw = Vec::new();
-        if let Err(e) = open().and_then(|mut f| f.read_to_end(&mut raw).map_err(read_err)) {
-            return Ok(Err(e));
-        }
-        let (_, bad) = esl_unwrap(&raw, &mut data);
-        if bad > 0 {
-            summaries[index].notes.push(("esl_short_frame", bad));
-        }
-    }
-    let lines = |data: &[u8], f: &mut dyn FnMut(&[u8])| -> Result<(), String> {
-        if !data.is_empty() {
-            for l in data.split(|&b| b == b'\n') {
-                f(l);
-            }
-            return Ok(());
-        }
+    // Each pass streams the file again, so a log of any size is read in bounded memory.
+    let lines = |esl_stats: &mut EslStats, f: &mut dyn FnMut(&[u8])| -> Result<(), String> {
         let mut r = BufReader::with_capacity(64 * 1024, open()?);
+        if esl {
+            return esl_lines(&mut r, esl_stats, f).map_err(read_err);
+        }
         let mut line = Vec::with_capacity(4096);
         loop {
             line.clear();
@@ -353,7 +341,7 @@ fn ingest_one<E>(
         }
     };
     if log::needs_prescan(format) {
-        if let Err(e) = lines(&data, &mut |l| framer.prescan(l)) {
+        if let Err(e) = lines(&mut EslStats::default(), &mut |l| framer.prescan(l)) {
             return Ok(Err(e));
         }
         framer.prescan_done();
@@ -384,11 +372,18 @@ fn ingest_one<E>(
             }
         }
     };
-    let result = lines(&data, &mut read);
+    let mut esl_stats = EslStats::default();
+    let result = lines(&mut esl_stats, &mut read);
     if let Some(e) = sink_err {
         return Err(e);
     }
     let s = &mut summaries[index];
+    if esl_stats.short > 0 {
+        s.notes.push(("esl_short_frame", esl_stats.short));
+    }
+    if esl_stats.oversize > 0 {
+        s.skipped.push(("esl_oversize_frame", esl_stats.oversize));
+    }
     framer.finish(&mut |m| {
         s.frames += 1;
         s.sip_messages += feed.feed(tracker, m, out, |k| s.skip(k));

@@ -7,12 +7,14 @@
 //! trailing newline; from Feb 2022 the same plus `\n`. Lines are LF only. The stamp has
 //! only a time of day: the date comes from FreeSWITCH's own dated log lines
 //! (`YYYY-MM-DD hh:mm:ss.uuuuuu [LEVEL] …`), else the file's modification date, counting
-//! midnight roll-overs. Event Socket captures are unwrapped first ([`esl_unwrap`]).
+//! midnight roll-overs. Event Socket captures are unwrapped first ([`esl_lines`]).
 
+use std::io::{self, BufRead, Read};
 use std::net::SocketAddr;
 
 use jiff::civil::Date;
 
+use super::follow::{read_line_bounded, MAX_LINE};
 use super::text::{self, chomp, iso_date_time, MsgBuf};
 use super::{Direction, Framer, FramerStats, LogClock, LogMessage};
 use crate::net::Transport;
@@ -314,48 +316,146 @@ impl Framer for Freeswitch {
     }
 }
 
-/// Unwraps an Event Socket capture (§3.3): the bodies of its `Content-Type: log/data`
-/// frames, each ending with a newline, appended to `out`. Returns (log frames, frames
-/// whose Content-Length ran past the end).
-pub fn esl_unwrap(data: &[u8], out: &mut Vec<u8>) -> (u64, u64) {
-    let (mut frames, mut bad) = (0, 0);
-    let mut rest = data;
+/// What reading an Event Socket capture counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EslStats {
+    /// `log/data` frames read.
+    pub frames: u64,
+    /// Frames the end of the capture cut before their Content-Length (what there is, is
+    /// used).
+    pub short: u64,
+    /// Frames whose Content-Length is over [`MAX_LINE`] or not a number: skipped unread.
+    pub oversize: u64,
+}
+
+/// The first header of every `log/data` frame (`mod_event_socket.c` writes it first):
+/// where reading resumes after a frame whose length is not believed.
+const LOG_DATA_HEADER: &[u8] = b"Content-Type: log/data\n";
+
+/// Reads an Event Socket capture (§3.3) as a stream: hands `f` each line (without its
+/// `\n`) of the bodies of its `Content-Type: log/data` frames, in bounded memory: at most
+/// [`MAX_LINE`] bytes of a header line or a body are held.
+///
+/// A Content-Length over [`MAX_LINE`] is not believed (a cut or corrupt capture; no
+/// FreeSWITCH log line is that long), so no byte count is trusted: the input is skipped
+/// to the next `log/data` frame, which also passes over an honest long frame.
+pub fn esl_lines(
+    r: &mut impl BufRead,
+    stats: &mut EslStats,
+    f: &mut dyn FnMut(&[u8]),
+) -> io::Result<()> {
+    let mut line = Vec::with_capacity(256);
+    let mut body = Vec::new();
+    // The resync consumed the `log/data` header of the frame that follows.
+    let mut resumed = false;
     loop {
-        while let [b'\n' | b'\r', tail @ ..] = rest {
-            rest = tail;
+        let mut length = Some(0);
+        let mut log_data = resumed;
+        let mut in_headers = resumed;
+        resumed = false;
+        // Headers, up to a blank line; blank lines between frames are skipped.
+        loop {
+            line.clear();
+            if read_line_bounded(r, &mut line)? == 0 {
+                return Ok(());
+            }
+            let h = chomp(line.strip_suffix(b"\n").unwrap_or(&line));
+            if h.is_empty() {
+                if in_headers {
+                    break;
+                }
+                continue;
+            }
+            in_headers = true;
+            match text::content_length(h) {
+                Some(Some(n)) if n <= MAX_LINE => length = Some(n),
+                Some(_) => length = None,
+                None => {
+                    if let Some(v) = h.strip_prefix(b"Content-Type:") {
+                        log_data = text::trim(v) == b"log/data";
+                    }
+                }
+            }
         }
-        if rest.is_empty() {
-            break;
-        }
-        let Some(end) = memchr::memmem::find(rest, b"\n\n") else {
-            break;
+        let Some(n) = length else {
+            stats.oversize += 1;
+            if !skip_past_log_data_header(r)? {
+                return Ok(());
+            }
+            resumed = true;
+            continue;
         };
-        let headers = &rest[..end];
-        rest = &rest[end + 2..];
-        let mut length = 0usize;
-        let mut log_data = false;
-        for h in headers.split(|&b| b == b'\n') {
-            if let Some(Some(n)) = text::content_length(h) {
-                length = n;
-            } else if let Some(v) = h.strip_prefix(b"Content-Type:") {
-                log_data = text::trim(v) == b"log/data";
+        let n64 = n as u64;
+        if !log_data {
+            if io::copy(&mut r.by_ref().take(n64), &mut io::sink())? < n64 {
+                stats.short += 1;
             }
+            continue;
         }
-        if length > rest.len() {
-            bad += 1;
-            length = rest.len();
+        body.clear();
+        r.by_ref().take(n64).read_to_end(&mut body)?;
+        if body.len() < n {
+            stats.short += 1;
         }
-        let body = &rest[..length];
-        rest = &rest[length..];
-        if log_data {
-            frames += 1;
-            out.extend_from_slice(body);
-            if !body.ends_with(b"\n") {
-                out.push(b'\n');
-            }
+        stats.frames += 1;
+        for l in body
+            .strip_suffix(b"\n")
+            .unwrap_or(&body)
+            .split(|&b| b == b'\n')
+        {
+            f(l);
         }
     }
-    (frames, bad)
+}
+
+/// Discards input up to and including the next [`LOG_DATA_HEADER`], wherever it starts
+/// (a body without a final newline runs straight into the next frame's headers). Returns
+/// whether there was one.
+fn skip_past_log_data_header(r: &mut impl BufRead) -> io::Result<bool> {
+    let pat = LOG_DATA_HEADER;
+    let keep = pat.len() - 1;
+    // The last `keep` bytes before this chunk: the header may straddle reads.
+    let mut tail: Vec<u8> = Vec::with_capacity(2 * keep);
+    loop {
+        let buf = r.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(false);
+        }
+        let carried = tail.len();
+        tail.extend_from_slice(&buf[..buf.len().min(keep)]);
+        // A match in `tail` ends in this chunk: one wholly before it was found already.
+        let end = memchr::memmem::find(&tail, pat)
+            .map(|p| p + pat.len() - carried)
+            .or_else(|| memchr::memmem::find(buf, pat).map(|p| p + pat.len()));
+        if let Some(end) = end {
+            r.consume(end);
+            return Ok(true);
+        }
+        let len = buf.len();
+        if len >= keep {
+            tail.clear();
+            tail.extend_from_slice(&buf[len - keep..]);
+        } else {
+            tail.truncate(carried);
+            tail.extend_from_slice(buf);
+            let excess = tail.len().saturating_sub(keep);
+            tail.drain(..excess);
+        }
+        r.consume(len);
+    }
+}
+
+/// [`esl_lines`] over a capture in memory: the `log/data` lines appended to `out`, each
+/// ending with a newline.
+pub fn esl_unwrap(data: &[u8], out: &mut Vec<u8>) -> EslStats {
+    let mut stats = EslStats::default();
+    let mut r = data;
+    // Reading a slice cannot fail.
+    let _ = esl_lines(&mut r, &mut stats, &mut |l| {
+        out.extend_from_slice(l);
+        out.push(b'\n');
+    });
+    stats
 }
 
 #[cfg(test)]
@@ -437,7 +537,108 @@ mod tests {
     fn esl_frames_are_unwrapped_by_content_length() {
         let esl = b"Content-Type: api/response\nContent-Length: 3\n\n+OKContent-Type: log/data\nContent-Length: 5\nLog-Level: 6\n\nhello";
         let mut out = Vec::new();
-        assert_eq!(esl_unwrap(esl, &mut out), (1, 0));
+        let stats = esl_unwrap(esl, &mut out);
+        assert_eq!((stats.frames, stats.short, stats.oversize), (1, 0, 0));
         assert_eq!(out, b"hello\n");
+    }
+
+    fn log_frame(body: &str) -> String {
+        format!(
+            "Content-Type: log/data\nContent-Length: {}\nLog-Level: 6\nUser-Data: \n\n{body}",
+            body.len()
+        )
+    }
+
+    /// Streams `esl` through a reader of `capacity` bytes: the lines and the counts.
+    fn esl_stream(esl: &[u8], capacity: usize) -> (Vec<String>, EslStats) {
+        let mut r = io::BufReader::with_capacity(capacity, esl);
+        let mut stats = EslStats::default();
+        let mut lines = Vec::new();
+        esl_lines(&mut r, &mut stats, &mut |l| {
+            lines.push(String::from_utf8_lossy(l).into_owned())
+        })
+        .expect("reading a slice");
+        (lines, stats)
+    }
+
+    #[test]
+    fn esl_frames_with_unbelievable_lengths_are_skipped_and_the_next_log_frames_read() {
+        let huge = "x".repeat(MAX_LINE + 10);
+        for (what, bad) in [
+            (
+                "an honest frame over the cap, no final newline",
+                format!(
+                    "Content-Type: api/response\nContent-Length: {}\n\n{huge}",
+                    huge.len()
+                ),
+            ),
+            (
+                "a log frame claiming 99 GB, cut short",
+                "Content-Type: log/data\nContent-Length: 99999999999\n\nrecv 42 by".to_string(),
+            ),
+            (
+                "a length that is not a number",
+                "Content-Type: log/data\nContent-Length: 1e9\n\nsend 4".to_string(),
+            ),
+        ] {
+            let esl = format!(
+                "{}{bad}{}{}",
+                log_frame("first\n"),
+                log_frame("second\n"),
+                log_frame("third")
+            );
+            // Small readers put the resync header across chunk boundaries.
+            for capacity in [7, 16, 23, 64, 64 * 1024] {
+                let (lines, stats) = esl_stream(esl.as_bytes(), capacity);
+                assert_eq!(lines, ["first", "second", "third"], "{what} / {capacity}");
+                assert_eq!(
+                    stats,
+                    EslStats {
+                        frames: 3,
+                        short: 0,
+                        oversize: 1
+                    },
+                    "{what} / {capacity}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn esl_frames_cut_by_the_end_of_the_capture_are_counted_and_used() {
+        let esl = format!(
+            "{}Content-Type: log/data\nContent-Length: 500\n\npartial",
+            log_frame("a\n")
+        );
+        let (lines, stats) = esl_stream(esl.as_bytes(), 64);
+        assert_eq!(lines, ["a", "partial"]);
+        assert_eq!((stats.frames, stats.short), (2, 1));
+        // Cut inside the headers, or inside an oversize frame: nothing more, no panic.
+        for cut in [
+            "Content-Type: log/data\nContent-Len",
+            "Content-Length: 2000000\n\nxx",
+        ] {
+            let (lines, _) = esl_stream(format!("{}{cut}", log_frame("a\n")).as_bytes(), 64);
+            assert_eq!(lines, ["a"], "{cut}");
+        }
+    }
+
+    #[test]
+    fn esl_streaming_gives_the_same_lines_however_the_reads_fall() {
+        let corpus: &[&[u8]] = &[
+            b"Content-Type: api/response\nContent-Length: 3\n\n+OKContent-Type: log/data\nContent-Length: 5\n\nhello",
+            b"\n\r\nContent-Type: log/data\nContent-Length: 0\n\nContent-Length: x\n\nContent-Type: log/data\nContent-Type: log/data\n\n",
+            b"Content-Length: 4\nContent-Type: log/data\n\na\nb\nContent-Length: 3000000\n\nContent-Type: log/data\nContent-Length: 2\n\nc\n",
+        ];
+        for esl in corpus {
+            let (want, want_stats) = esl_stream(esl, 64 * 1024);
+            for capacity in 1..40 {
+                assert_eq!(
+                    esl_stream(esl, capacity),
+                    (want.clone(), want_stats),
+                    "{capacity}"
+                );
+            }
+        }
     }
 }

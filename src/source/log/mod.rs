@@ -31,7 +31,7 @@ pub mod watch;
 
 pub use detect::{detect, Detected, DETECT_BYTES};
 pub use follow::{Checkpoint, FollowConfig, FollowError, Follower, Progress};
-pub use freeswitch::esl_unwrap;
+pub use freeswitch::{esl_lines, esl_unwrap, EslStats};
 pub use time::LogClock;
 
 /// The log formats callmeta reads (the names of `--format` and `[[source.log]] format`).
