@@ -555,6 +555,61 @@ mod tests {
         assert_eq!((c.answered_at, c.ended_at), (Some(1_000_000), 9_000_000));
     }
 
+    #[test]
+    fn a_saved_message_holds_pseudonyms_and_resumes_into_the_same_record() {
+        use crate::call::{Meta, Record, Tracker, TrackerConfig};
+        use crate::net::Transport;
+        use std::sync::Arc;
+        let message = b"MESSAGE sip:15559870002@pbx SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1\r\nFrom: \"Alice\" <sip:+15551230001@a>;tag=f\r\nTo: <sip:15559870002@pbx>\r\nCall-ID: m1\r\nCSeq: 7 MESSAGE\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello";
+        let ok = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1\r\nFrom: <sip:+15551230001@a>;tag=f\r\nTo: <sip:15559870002@pbx>;tag=t\r\nCall-ID: m1\r\nCSeq: 7 MESSAGE\r\n\r\n";
+        let source: Arc<str> = Arc::from("/var/log/asterisk/full");
+        let (a, b) = (
+            "10.0.0.1:5060".parse().unwrap(),
+            "10.0.0.2:5060".parse().unwrap(),
+        );
+        let meta = |ts, src, dst| Meta {
+            ts_us: ts,
+            src,
+            dst,
+            transport: Transport::Udp,
+            source: &source,
+        };
+        let p = Pseudonymiser::new(&key(7), &Field::ALL);
+        let mut out = Vec::new();
+        let mut t = Tracker::new(TrackerConfig::default());
+        let parsed = crate::sip::parse(message).expect("parse");
+        t.on_message(&meta(0, a, b), &parsed, &mut out);
+        let saved: Vec<(Vec<u8>, String)> = t
+            .snapshot()
+            .into_iter()
+            .map(|(k, s)| (k, p.apply_saved_dialog(&s)))
+            .collect();
+        let state = &saved[0].1;
+        for clear in [
+            "+15551230001",
+            "15559870002",
+            "10.0.0.1",
+            "10.0.0.2",
+            "hello",
+        ] {
+            assert!(!state.contains(clear), "`{clear}` in {state}");
+        }
+        let mut resumed = Tracker::new(TrackerConfig::default());
+        assert_eq!(resumed.resume(saved), 0);
+        let parsed = crate::sip::parse(ok).expect("parse");
+        resumed.on_message(&meta(300_000, b, a), &parsed, &mut out);
+        resumed.finish(&mut out);
+        let Some(Record::Message(m)) = out.pop() else {
+            panic!("no record")
+        };
+        assert_eq!(
+            (m.sender.clone(), m.recipient.clone()),
+            (p.number("+15551230001"), p.number("15559870002"))
+        );
+        assert_eq!(m.src_ip, p.ip("10.0.0.1".parse().unwrap()));
+        assert_eq!((m.answered_at, m.final_status), (Some(300_000), Some(200)));
+    }
+
     fn key(b: u8) -> PseudonymKey {
         PseudonymKey::from_bytes([b; KEY_BYTES])
     }

@@ -485,6 +485,58 @@ fn sigterm_between_an_invite_and_its_bye_then_restart_gives_each_call_once() {
     finish_after_restart(&site, &log, &out);
 }
 
+/// Runs the daemon over the log up to the answer of its first MESSAGE, stops it with
+/// `stop`, and checks that the restarted daemon writes that MESSAGE once, answered.
+fn message_across_a_restart(stop: impl FnOnce(Daemon) -> String) {
+    let site = Site::new();
+    let log = pbx_log();
+    let request = log.text.find("\nMESSAGE sip:").expect("a MESSAGE request");
+    let cut = *record_starts(&log.text)
+        .iter()
+        .find(|&&at| at > request)
+        .expect("the record after the MESSAGE");
+    let first = site.start();
+    first.wait_log("following ");
+    site.write(&log.text[..cut]);
+    site.wait_read_to_end();
+    let out = stop(first);
+    assert!(
+        site.messages().is_empty(),
+        "written before its answer: {out}"
+    );
+    let second = site.start();
+    second.wait_log("1 open calls resumed");
+    site.write(&log.text[cut..]);
+    site.wait_records(CALLS.len() - 1, MESSAGES);
+    let (status, last) = second.stop();
+    assert!(status.success(), "{last}");
+    assert_same_records(&site, &log.text);
+    assert!(site.messages().iter().all(|m| m.final_status.is_some()));
+    let ids = all_ids(&site);
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    assert_logged_once(&[&out, &last], &ids);
+}
+
+#[test]
+fn kill_9_while_a_message_awaits_its_answer_then_restart_gives_it_once_answered() {
+    message_across_a_restart(|mut d| {
+        signal(d.child.id(), "KILL");
+        let status = d.child.wait().expect("wait for the killed daemon");
+        assert!(!status.success());
+        d.log()
+    });
+}
+
+#[test]
+fn sigterm_while_a_message_awaits_its_answer_saves_it_for_the_restart() {
+    message_across_a_restart(|d| {
+        let (status, out) = d.stop();
+        assert!(status.success(), "{out}");
+        assert!(out.contains("1 open calls saved"), "{out}");
+        out
+    });
+}
+
 #[test]
 fn sighup_stops_a_removed_log_writing_its_open_call_and_follows_an_added_one() {
     let site = Site::new();
