@@ -489,60 +489,82 @@ impl Pseudonymiser {
 mod tests {
     use super::*;
 
+    use crate::call::{Meta, Record, Tracker, TrackerConfig};
+    use std::net::SocketAddr;
+
+    /// The caller's and the callee's addresses of the saved-state tests.
+    fn hop() -> (SocketAddr, SocketAddr) {
+        (
+            SocketAddr::from(([10, 0, 0, 1], 5060)),
+            SocketAddr::from(([10, 0, 0, 2], 5060)),
+        )
+    }
+
+    /// Parses `m` and hands it to `t` as seen at `ts` from `src` to `dst`.
+    fn feed(
+        t: &mut Tracker,
+        out: &mut Vec<Record>,
+        (ts, src, dst): (i64, SocketAddr, SocketAddr),
+        m: &[u8],
+    ) {
+        let source: std::sync::Arc<str> = std::sync::Arc::from("lo");
+        let meta = Meta {
+            ts_us: ts,
+            src,
+            dst,
+            transport: crate::net::Transport::Udp,
+            source: &source,
+        };
+        t.on_message(&meta, &crate::sip::parse(m).expect("parse"), out);
+    }
+
+    /// `saved` pseudonymised as the store saves it, checked to hold none of `clear`.
+    fn saved_pseudonymised(
+        p: &Pseudonymiser,
+        saved: Vec<(Vec<u8>, String)>,
+        clear: &[&str],
+    ) -> Vec<(Vec<u8>, String)> {
+        let saved: Vec<(Vec<u8>, String)> = saved
+            .into_iter()
+            .map(|(k, s)| (k, p.apply_saved_dialog(&s)))
+            .collect();
+        for (_, state) in &saved {
+            for c in clear {
+                assert!(!state.contains(c), "`{c}` in {state}");
+            }
+        }
+        saved
+    }
+
     /// An open call suspended by a real tracker, pseudonymised as the store saves it,
     /// then resumed and ended: the saved state holds no clear identity, and the record
     /// is the one the unsaved path gives.
     #[test]
     fn a_saved_open_call_holds_pseudonyms_and_resumes_into_the_same_record() {
-        use crate::call::{Meta, Record, Tracker, TrackerConfig};
-        use crate::net::Transport;
-        use std::sync::Arc;
         let invite = b"INVITE sip:15559870002@pbx SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1\r\nFrom: \"Alice\" <sip:+15551230001@a>;tag=f\r\nTo: <sip:15559870002@pbx>\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nP-Asserted-Identity: <sip:+15551230000@a>\r\n\r\n";
         let ok = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1\r\nFrom: <sip:+15551230001@a>;tag=f\r\nTo: <sip:15559870002@pbx>;tag=t\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\n\r\n";
         let bye = b"BYE sip:15559870002@pbx SIP/2.0\r\nFrom: <sip:+15551230001@a>;tag=f\r\nTo: <sip:15559870002@pbx>;tag=t\r\nCall-ID: c1\r\nCSeq: 2 BYE\r\n\r\n";
-        let source: Arc<str> = Arc::from("lo");
-        let (a, b) = (
-            "10.0.0.1:5060".parse().unwrap(),
-            "10.0.0.2:5060".parse().unwrap(),
-        );
-        let meta = |ts, src, dst| Meta {
-            ts_us: ts,
-            src,
-            dst,
-            transport: Transport::Udp,
-            source: &source,
-        };
-        let feed = |t: &mut Tracker, out: &mut Vec<Record>, ts, src, dst, m: &[u8]| {
-            t.on_message(
-                &meta(ts, src, dst),
-                &crate::sip::parse(m).expect("parse"),
-                out,
-            )
-        };
+        let (a, b) = hop();
         let p = Pseudonymiser::new(&key(7), &Field::ALL);
         let mut out = Vec::new();
         let mut t = Tracker::new(TrackerConfig::default());
-        feed(&mut t, &mut out, 0, a, b, invite);
-        feed(&mut t, &mut out, 1_000_000, b, a, ok);
-        let saved: Vec<(Vec<u8>, String)> = t
-            .suspend(&mut out)
-            .into_iter()
-            .map(|(k, s)| (k, p.apply_saved_dialog(&s)))
-            .collect();
-        let state = &saved[0].1;
-        for clear in [
-            "+15551230001",
-            "15559870002",
-            "+15551230000",
-            "Alice",
-            "10.0.0.1",
-            "10.0.0.2",
-        ] {
-            assert!(!state.contains(clear), "`{clear}` in {state}");
-        }
+        feed(&mut t, &mut out, (0, a, b), invite);
+        feed(&mut t, &mut out, (1_000_000, b, a), ok);
+        let saved = saved_pseudonymised(
+            &p,
+            t.suspend(&mut out),
+            &[
+                "+15551230001",
+                "15559870002",
+                "+15551230000",
+                "Alice",
+                "10.0.0.1",
+                "10.0.0.2",
+            ],
+        );
         let mut resumed = Tracker::new(TrackerConfig::default());
         assert_eq!(resumed.resume(saved), 0);
-        feed(&mut resumed, &mut out, 9_000_000, a, b, bye);
+        feed(&mut resumed, &mut out, (9_000_000, a, b), bye);
         resumed.finish(&mut out);
         let Some(Record::Call(c)) = out.pop() else {
             panic!("no record")
@@ -557,47 +579,27 @@ mod tests {
 
     #[test]
     fn a_saved_message_holds_pseudonyms_and_resumes_into_the_same_record() {
-        use crate::call::{Meta, Record, Tracker, TrackerConfig};
-        use crate::net::Transport;
-        use std::sync::Arc;
         let message = b"MESSAGE sip:15559870002@pbx SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1\r\nFrom: \"Alice\" <sip:+15551230001@a>;tag=f\r\nTo: <sip:15559870002@pbx>\r\nCall-ID: m1\r\nCSeq: 7 MESSAGE\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello";
         let ok = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1\r\nFrom: <sip:+15551230001@a>;tag=f\r\nTo: <sip:15559870002@pbx>;tag=t\r\nCall-ID: m1\r\nCSeq: 7 MESSAGE\r\n\r\n";
-        let source: Arc<str> = Arc::from("/var/log/asterisk/full");
-        let (a, b) = (
-            "10.0.0.1:5060".parse().unwrap(),
-            "10.0.0.2:5060".parse().unwrap(),
-        );
-        let meta = |ts, src, dst| Meta {
-            ts_us: ts,
-            src,
-            dst,
-            transport: Transport::Udp,
-            source: &source,
-        };
+        let (a, b) = hop();
         let p = Pseudonymiser::new(&key(7), &Field::ALL);
         let mut out = Vec::new();
         let mut t = Tracker::new(TrackerConfig::default());
-        let parsed = crate::sip::parse(message).expect("parse");
-        t.on_message(&meta(0, a, b), &parsed, &mut out);
-        let saved: Vec<(Vec<u8>, String)> = t
-            .snapshot()
-            .into_iter()
-            .map(|(k, s)| (k, p.apply_saved_dialog(&s)))
-            .collect();
-        let state = &saved[0].1;
-        for clear in [
-            "+15551230001",
-            "15559870002",
-            "10.0.0.1",
-            "10.0.0.2",
-            "hello",
-        ] {
-            assert!(!state.contains(clear), "`{clear}` in {state}");
-        }
+        feed(&mut t, &mut out, (0, a, b), message);
+        let saved = saved_pseudonymised(
+            &p,
+            t.snapshot(),
+            &[
+                "+15551230001",
+                "15559870002",
+                "10.0.0.1",
+                "10.0.0.2",
+                "hello",
+            ],
+        );
         let mut resumed = Tracker::new(TrackerConfig::default());
         assert_eq!(resumed.resume(saved), 0);
-        let parsed = crate::sip::parse(ok).expect("parse");
-        resumed.on_message(&meta(300_000, b, a), &parsed, &mut out);
+        feed(&mut resumed, &mut out, (300_000, b, a), ok);
         resumed.finish(&mut out);
         let Some(Record::Message(m)) = out.pop() else {
             panic!("no record")

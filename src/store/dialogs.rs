@@ -42,32 +42,31 @@ impl OpenDialogs {
             (_, OpenDialogs::Replace(all)) => OpenDialogs::Replace(all),
             (OpenDialogs::Keep, changes) => changes,
             (OpenDialogs::Replace(mut all), OpenDialogs::Changes(c)) => {
-                let touched: HashSet<&[u8]> = c
-                    .remove
-                    .iter()
-                    .map(Vec::as_slice)
-                    .chain(c.upsert.iter().map(|(k, _)| k.as_slice()))
-                    .collect();
-                all.retain(|(k, _)| !touched.contains(k.as_slice()));
+                drop_superseded(&mut all, &c);
                 all.extend(c.upsert);
                 OpenDialogs::Replace(all)
             }
             (OpenDialogs::Changes(mut a), OpenDialogs::Changes(b)) => {
-                // An earlier state is superseded by a later one or by a removal; removals
-                // run before upserts, so a key gone and then opened again ends up saved.
-                let touched: HashSet<&[u8]> = b
-                    .remove
-                    .iter()
-                    .map(Vec::as_slice)
-                    .chain(b.upsert.iter().map(|(k, _)| k.as_slice()))
-                    .collect();
-                a.upsert.retain(|(k, _)| !touched.contains(k.as_slice()));
+                // Removals run before upserts, so a key gone and then opened again ends
+                // up saved.
+                drop_superseded(&mut a.upsert, &b);
                 a.remove.extend(b.remove);
                 a.upsert.extend(b.upsert);
                 OpenDialogs::Changes(a)
             }
         }
     }
+}
+
+/// Drops from `states` those a later update replaces or removes.
+fn drop_superseded(states: &mut Vec<(Vec<u8>, String)>, later: &OpenChanges) {
+    let touched: HashSet<&[u8]> = later
+        .remove
+        .iter()
+        .map(Vec::as_slice)
+        .chain(later.upsert.iter().map(|(k, _)| k.as_slice()))
+        .collect();
+    states.retain(|(k, _)| !touched.contains(k.as_slice()));
 }
 
 /// Applies `update` to `source`'s rows, inside the caller's transaction.
