@@ -166,6 +166,9 @@ impl LogSource {
             Some(name) => log_time_zone(name).ok()?,
             None => crate::source::log::time::host_time_zone(),
         };
+        if let Some(year) = self.year {
+            log_year(year.into()).ok()?;
+        }
         Some(crate::source::log::FollowConfig {
             path: self.path.clone(),
             format,

@@ -768,6 +768,15 @@ impl Tracker {
                 Method::Invite if d.state == State::Challenged && msg.cseq.seq > d.invite_cseq => {
                     d.retry(ts, msg)
                 }
+                // That retry retransmitted: Timer B counts from the latest copy, as for an
+                // INVITE without a To-tag (initial_invite_keyed).
+                Method::Invite
+                    if from_caller
+                        && d.state == State::Proceeding
+                        && msg.cseq.seq == d.invite_cseq =>
+                {
+                    d.last_invite_at = d.last_invite_at.max(ts);
+                }
                 Method::Ack if msg.has_sdp() => add_codecs(&mut d.answer_codecs, msg.body),
                 _ => {}
             },
@@ -1575,6 +1584,23 @@ mod tests {
         );
         assert_eq!((c.src_ip, c.dst_ip), (addr(CALLER).ip(), addr(CALLEE).ip()));
         assert_eq!(r.t.stats().orphans, 0);
+    }
+
+    #[test]
+    fn a_retransmitted_retry_carrying_a_to_tag_restarts_timer_b() {
+        let mut r = Run::new();
+        let retry = invite().cseq(2).to_tag("challenge-tag").credentials();
+        r.at(0, CALLER, CALLEE, retry)
+            .at(20 * S, CALLER, CALLEE, retry);
+        r.t.advance(40 * S, &mut r.out);
+        assert!(
+            r.out.is_empty(),
+            "timed out from the first copy: {:?}",
+            r.out
+        );
+        r.t.advance(53 * S, &mut r.out);
+        let c = r.one();
+        assert_eq!(c.timeout_reason, Some(TimeoutReason::NoResponse));
     }
 
     #[test]
