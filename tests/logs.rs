@@ -821,6 +821,7 @@ fn long_log(format: &str, tz: &TimeZone) -> String {
             "pjsip" => generate::pjsip_file(&p, local, DateFormat::IsoMicros, tz),
             "freeswitch" => generate::freeswitch(&p, local, FsLayout::Current, tz),
             "cisco" => generate::cisco(&p, local, tz),
+            "sipdump" => generate::sipdump(&p, local),
             _ => generate::chansip_file(&p, local, DateFormat::Default, tz),
         });
     }
@@ -880,6 +881,77 @@ fn any_split_into_write_chunks_gives_the_same_messages_when_followed() {
             f.flush(&mut |m| got.push(seen(m)));
             assert_eq!(got, want, "{name}, seed {seed}");
         }
+    }
+}
+
+/// Calls then messages, each sorted by Call-ID and start: the order a tracker emits them
+/// in depends on when its timers run, the records do not.
+fn sorted(records: Vec<Record>) -> (Vec<CallRecord>, Vec<MessageRecord>) {
+    let (mut calls, mut messages) = split(records);
+    calls.sort_by(|a, b| (&a.call_id, a.started_at).cmp(&(&b.call_id, b.started_at)));
+    messages.sort_by(|a, b| (&a.call_id, a.cseq).cmp(&(&b.call_id, b.cseq)));
+    (calls, messages)
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(40))]
+
+    /// Property (issue 5): however a PBX's writes cut its log (chunk sizes drawn, cycled
+    /// until the log is written, a poll after each), following it gives the records that
+    /// ingesting the finished file gives, field by field, in every format.
+    #[test]
+    fn any_split_into_write_chunks_gives_the_records_of_ingest_when_followed(
+        which in 0usize..5,
+        cuts in proptest::collection::vec(1usize..1500, 1..48),
+    ) {
+        let tz = TimeZone::UTC;
+        let (name, format) = [
+            ("pjsip", LogFormat::AsteriskPjsip),
+            ("chansip", LogFormat::AsteriskChansip),
+            ("freeswitch", LogFormat::Freeswitch),
+            ("cisco", LogFormat::Cisco),
+            ("sipdump", LogFormat::KamailioSipdump),
+        ][which];
+        let text = long_log(name, &tz);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("full");
+        let mut file = File::create(&path).unwrap();
+        let mut follower = Follower::open(follow_cfg(&path, format), None).unwrap();
+        let source = path.display().to_string();
+        let mut feed = ingest::LogFeed::new(&source, None, now_us());
+        let mut tracker = Tracker::new(TrackerConfig::default());
+        let mut out = Vec::new();
+        let mut hand = |m: &LogMessage<'_>| {
+            feed.feed(&mut tracker, m, &mut out, |_| {});
+        };
+        let bytes = text.as_bytes();
+        let mut at = 0;
+        for n in cuts.iter().cycle() {
+            if at == bytes.len() {
+                break;
+            }
+            let n = (*n).min(bytes.len() - at);
+            file.write_all(&bytes[at..at + n]).unwrap();
+            at += n;
+            follower.poll(u64::MAX, &mut hand).unwrap();
+        }
+        follower.flush(&mut hand);
+        tracker.finish(&mut out);
+        let followed = sorted(out);
+        let opts = LogOptions {
+            format: Some(format),
+            year: Some(2026),
+            ..utc()
+        };
+        let mut whole = Vec::new();
+        ingest::ingest_log_files(&[path.clone()], &opts, TrackerConfig::default(), |r| {
+            whole.push(r);
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        let whole = sorted(whole);
+        proptest::prop_assert!(whole.0.len() >= CAPTURES.len() - 2, "{name}: {} calls", whole.0.len());
+        proptest::prop_assert_eq!(followed, whole, "{}", name);
     }
 }
 
