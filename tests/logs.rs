@@ -944,7 +944,7 @@ proptest::proptest! {
             ..utc()
         };
         let mut whole = Vec::new();
-        ingest::ingest_log_files(&[path.clone()], &opts, TrackerConfig::default(), |r| {
+        ingest::ingest_log_files(std::slice::from_ref(&path), &opts, TrackerConfig::default(), |r| {
             whole.push(r);
             Ok::<(), ()>(())
         })
