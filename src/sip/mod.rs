@@ -10,11 +10,11 @@
 //! body is handed on as a slice; [`sdp`] reads codec names and media types from it and
 //! nothing else.
 
+pub mod framing;
 mod message;
 mod parser;
 pub mod sdp;
 
+pub use framing::{MAX_BODY, MAX_HEADER_BYTES};
 pub use message::{CSeq, Method, NameAddr, SipMessage, StartLine, Uri, Via};
-pub use parser::{
-    looks_like_sip, parse, parse_datagram, ParseError, MAX_CONTENT_LENGTH, MAX_HEADER_BYTES,
-};
+pub use parser::{looks_like_sip, parse, parse_datagram, ParseError};
