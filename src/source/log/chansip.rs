@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use super::text::{self, asterisk_prefix, chomp, MsgBuf};
 use super::{Direction, Framer, FramerStats, LogClock, LogMessage};
 use crate::net::Transport;
+use crate::sip::framing::is_start_line;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum End {
@@ -121,7 +122,7 @@ impl ChanSip {
             .split(|&b| b == b'\n')
             .next()
             .unwrap_or_default();
-        if !text::is_start_line(first_line) {
+        if !is_start_line(first_line) {
             // `--- (0 headers 0 lines) Nat keepalive ---` follows these (§2).
             self.stats.keepalives += 1;
             return;

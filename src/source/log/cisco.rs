@@ -9,6 +9,7 @@
 
 use super::text::{self, chomp, month_day_time, MsgBuf, Stamp};
 use super::{Direction, Framer, FramerStats, LogClock, LogMessage};
+use crate::sip::framing::content_length_header;
 
 pub struct Cisco {
     clock: LogClock,
@@ -108,7 +109,7 @@ impl Cisco {
             {
                 continue;
             }
-            if !self.msg.headers_done() && text::content_length(line).is_some() {
+            if !self.msg.headers_done() && content_length_header(line).is_some() {
                 seen_length = true;
             }
             self.msg.push_line(line);

@@ -18,6 +18,7 @@ use super::follow::{read_line_bounded, MAX_LINE};
 use super::text::{self, chomp, iso_date_time, MsgBuf};
 use super::{Direction, Framer, FramerStats, LogClock, LogMessage};
 use crate::net::Transport;
+use crate::sip::framing::content_length_header;
 
 const SEPARATOR_LEN: usize = 72;
 
@@ -367,8 +368,9 @@ pub fn esl_lines(
                 continue;
             }
             in_headers = true;
-            match text::content_length(h) {
-                Some(Some(n)) if n <= MAX_LINE => length = Some(n),
+            // ESL frame headers are written like SIP's (`Content-Length: N`).
+            match content_length_header(h) {
+                Some(Ok(n)) if n <= MAX_LINE => length = Some(n),
                 Some(_) => length = None,
                 None => {
                     if let Some(v) = h.strip_prefix(b"Content-Type:") {

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use super::text::{self, asterisk_prefix, chomp, fnv1a, MsgBuf, Stamp};
 use super::{Direction, Framer, FramerStats, LogClock, LogMessage};
 use crate::net::Transport;
+use crate::sip::framing::is_start_line;
 
 #[derive(Debug, Clone, Copy)]
 struct Block {
@@ -115,7 +116,7 @@ impl Pjsip {
             if kind == Kind::Record || hdr.is_some() {
                 self.end_block(out);
             } else if block.awaiting_next {
-                if text::is_start_line(content) {
+                if is_start_line(content) {
                     self.msg.begin_next();
                     self.msg.push_line(content);
                     if let Some(b) = &mut self.block {
