@@ -16,9 +16,11 @@ use nom::IResult;
 use crate::net::Transport;
 use crate::sip::framing::content_length_header;
 
-/// Largest message a framer keeps. Longer blocks are cut here and counted as truncated,
-/// so one runaway block cannot grow a buffer without bound.
-pub const MAX_MESSAGE: usize = 1 << 20;
+/// Largest message a framer keeps: the largest whole message any reader accepts (headers
+/// and body at their caps), so a message the parser would take is never cut here. Longer
+/// blocks are cut and counted as truncated, so one runaway block cannot grow a buffer
+/// without bound.
+pub const MAX_MESSAGE: usize = crate::sip::framing::MAX_MESSAGE;
 
 /// Removes one trailing `\r` (a CRLF line read up to its `\n`).
 pub fn chomp(line: &[u8]) -> &[u8] {
@@ -544,6 +546,18 @@ mod tests {
         }
         assert!(!m.is_complete());
         assert!(m.finalize());
+    }
+
+    #[test]
+    fn msgbuf_keeps_a_message_whose_body_is_at_the_cap() {
+        let cl = format!("Content-Length: {}", crate::sip::MAX_BODY);
+        let body = vec![b'a'; crate::sip::MAX_BODY - 2];
+        let mut m = MsgBuf::default();
+        for l in [&b"MESSAGE sip:a@b SIP/2.0"[..], cl.as_bytes(), b"", &body] {
+            m.push_line(l);
+        }
+        assert!(m.is_complete());
+        assert!(!m.finalize(), "neither cut nor truncated");
     }
 
     #[test]
