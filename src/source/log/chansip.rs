@@ -128,14 +128,7 @@ impl ChanSip {
             return;
         }
         let truncated = self.msg.finalize() || !terminated;
-        if truncated {
-            self.stats.truncated += 1;
-        }
-        if block.ts_us.is_none() {
-            self.stats.no_time += 1;
-        }
-        self.stats.messages += 1;
-        out(&LogMessage {
+        let m = LogMessage {
             ts_us: block.ts_us,
             precision_us: block.precision_us,
             direction: block.direction,
@@ -145,7 +138,8 @@ impl ChanSip {
             payload: self.msg.bytes(),
             logged_len: None,
             truncated,
-        });
+        };
+        self.stats.hand_on(&m, out);
     }
 }
 

@@ -118,14 +118,7 @@ impl Cisco {
             return;
         }
         let truncated = self.msg.finalize();
-        if truncated {
-            self.stats.truncated += 1;
-        }
-        if ts_us.is_none() {
-            self.stats.no_time += 1;
-        }
-        self.stats.messages += 1;
-        out(&LogMessage {
+        let m = LogMessage {
             ts_us,
             precision_us,
             direction,
@@ -135,7 +128,8 @@ impl Cisco {
             payload: self.msg.bytes(),
             logged_len: None,
             truncated,
-        });
+        };
+        self.stats.hand_on(&m, out);
     }
 }
 

@@ -224,27 +224,18 @@ impl Pjsip {
     }
 
     fn emit(&mut self, block: &Block, truncated: bool, out: &mut dyn FnMut(&LogMessage<'_>)) {
-        let payload = self.msg.bytes();
-        if truncated {
-            self.stats.truncated += 1;
-        } else if payload.len() != block.logged_len {
-            self.stats.length_mismatch += 1;
-        }
-        if block.ts_us.is_none() {
-            self.stats.no_time += 1;
-        }
-        self.stats.messages += 1;
-        out(&LogMessage {
+        let m = LogMessage {
             ts_us: block.ts_us,
             precision_us: block.precision_us,
             direction: block.direction,
             peer: block.peer,
             endpoints: None,
             transport: block.transport,
-            payload,
+            payload: self.msg.bytes(),
             logged_len: Some(block.logged_len),
             truncated,
-        });
+        };
+        self.stats.hand_on(&m, out);
     }
 
     /// `formatter = json`: one object per record, the block in `logmsg.message` (Asterisk
