@@ -518,18 +518,23 @@ mod tests {
         assert_eq!(socket_addr(b"127.00.000.001:5060"), None);
     }
 
+    fn msgbuf_of(lines: &[&[u8]]) -> MsgBuf {
+        let mut m = MsgBuf::default();
+        for l in lines {
+            m.push_line(l);
+        }
+        m
+    }
+
     #[test]
     fn msgbuf_normalises_lf_to_crlf_and_cuts_at_content_length() {
-        let mut m = MsgBuf::default();
-        for l in [
-            &b"INVITE sip:a@b SIP/2.0"[..],
+        let mut m = msgbuf_of(&[
+            b"INVITE sip:a@b SIP/2.0",
             b"Content-Length: 5",
             b"",
             b"v=0",
             b"junk",
-        ] {
-            m.push_line(l);
-        }
+        ]);
         assert!(m.is_complete());
         assert!(!m.finalize());
         assert_eq!(
@@ -540,10 +545,7 @@ mod tests {
 
     #[test]
     fn msgbuf_reports_a_body_shorter_than_content_length() {
-        let mut m = MsgBuf::default();
-        for l in [&b"SIP/2.0 200 OK"[..], b"Content-Length: 500", b"", b"v=0"] {
-            m.push_line(l);
-        }
+        let mut m = msgbuf_of(&[b"SIP/2.0 200 OK", b"Content-Length: 500", b"", b"v=0"]);
         assert!(!m.is_complete());
         assert!(m.finalize());
     }
@@ -552,25 +554,19 @@ mod tests {
     fn msgbuf_keeps_a_message_whose_body_is_at_the_cap() {
         let cl = format!("Content-Length: {}", crate::sip::MAX_BODY);
         let body = vec![b'a'; crate::sip::MAX_BODY - 2];
-        let mut m = MsgBuf::default();
-        for l in [&b"MESSAGE sip:a@b SIP/2.0"[..], cl.as_bytes(), b"", &body] {
-            m.push_line(l);
-        }
+        let mut m = msgbuf_of(&[b"MESSAGE sip:a@b SIP/2.0", cl.as_bytes(), b"", &body]);
         assert!(m.is_complete());
         assert!(!m.finalize(), "neither cut nor truncated");
     }
 
     #[test]
     fn msgbuf_does_not_believe_an_oversized_content_length() {
-        let mut m = MsgBuf::default();
-        for l in [
-            &b"SIP/2.0 200 OK"[..],
+        let mut m = msgbuf_of(&[
+            b"SIP/2.0 200 OK",
             b"Content-Length: 99999999999",
             b"",
             b"v=0",
-        ] {
-            m.push_line(l);
-        }
+        ]);
         assert_eq!(m.expected_end(), None);
         assert!(!m.finalize());
     }
