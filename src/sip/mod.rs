@@ -9,6 +9,10 @@
 //! put message bytes into an error (a [`ParseError`] is a kind and a byte offset). The
 //! body is handed on as a slice; [`sdp`] reads codec names and media types from it and
 //! nothing else.
+//!
+//! [`framing`] holds what every reader of SIP (this parser, the TCP/WebSocket reassembler,
+//! the PBX log framers) must agree on to find a message: its start line, its
+//! `Content-Length`, and the size caps.
 
 pub mod framing;
 mod message;
