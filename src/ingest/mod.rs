@@ -103,9 +103,7 @@ pub fn feed_datagram(
     let mut n = 0;
     loop {
         // Keep-alives (RFC 5626 §3.5.1) and padding between messages.
-        while let [b'\r' | b'\n', tail @ ..] = rest {
-            rest = tail;
-        }
+        rest = &rest[sip::framing::leading_crlf(rest)..];
         if rest.is_empty() {
             break;
         }

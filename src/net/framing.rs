@@ -2,22 +2,19 @@
 //! ending the headers, and `Content-Length` bytes of body.
 //!
 //! The TCP and WebSocket reassemblers need to know where one message ends and the next
-//! begins; this is the small SIP-aware part DESIGN allows in `net`. It reads no header but
-//! `Content-Length` (and its compact form `l`), keeps nothing, and never allocates. It must
-//! never trust a length from the wire beyond [`MAX_BODY`] or wait for headers beyond
-//! [`MAX_HEADERS`].
+//! begins; this is the small SIP-aware part DESIGN allows in `net`. What a start line and a
+//! `Content-Length` are, and the caps, come from [`crate::sip::framing`], the one place
+//! every reader takes them from; this module adds what only a stream needs: waiting for
+//! bytes, the blank line, and resynchronising. It reads no header but `Content-Length` (and
+//! its compact form `l`), keeps nothing, and never allocates. It must never trust a length
+//! from the wire beyond [`crate::sip::MAX_BODY`] or wait for headers beyond
+//! [`MAX_HEADER_BYTES`].
 
 use memchr::{memchr, memchr_iter, memmem};
 
-/// Largest body a stream message may announce. The SIP parser refuses more than this too;
-/// a larger `Content-Length` is garbage or an attack and the reassembler must not wait for it.
-pub const MAX_BODY: usize = 1 << 20;
-
-/// Largest header section (start line through the blank line) waited for.
-pub const MAX_HEADERS: usize = 64 * 1024;
-
-/// Longest method token accepted on a request line (the longest registered is `SUBSCRIBE`).
-const MAX_METHOD: usize = 20;
+use crate::sip::framing::{content_length_header, is_start_line, MAX_HEADER_BYTES, MAX_METHOD_LEN};
+// The reassembler asks these of a stream's first bytes too; they are the parser's rules.
+pub use crate::sip::framing::{leading_crlf, starts_with_start_line};
 
 /// Where the message at the start of a buffer ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,44 +25,18 @@ pub enum Frame {
     /// total length is known.
     NeedMore(Option<usize>),
     /// The bytes at the start cannot be a message we can frame (no start line, headers
-    /// over [`MAX_HEADERS`], a bad or oversized `Content-Length`): resynchronise.
+    /// over [`MAX_HEADER_BYTES`], a bad or oversized `Content-Length`): resynchronise.
     Bad,
-}
-
-/// Whether `line` (one line without its line end) is a SIP request or status line:
-/// `SIP/2.0 NNN ...` or `METHOD SP Request-URI SP SIP/2.0` (RFC 3261 §7.1, §7.2).
-pub fn is_start_line(line: &[u8]) -> bool {
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    if let Some(rest) = line.strip_prefix(b"SIP/2.0 ") {
-        return rest.len() >= 3 && rest[..3].iter().all(u8::is_ascii_digit);
-    }
-    let Some(sp) = memchr(b' ', &line[..line.len().min(MAX_METHOD + 1)]) else {
-        return false;
-    };
-    sp > 0
-        && line[..sp]
-            .iter()
-            .all(|&b| b.is_ascii_uppercase() || b == b'-' || b == b'_')
-        && line.len() > sp + 1 + b" SIP/2.0".len()
-        && line.ends_with(b" SIP/2.0")
-}
-
-/// Whether `buf` starts with a complete SIP start line.
-pub fn starts_with_start_line(buf: &[u8]) -> bool {
-    match memchr(b'\n', &buf[..buf.len().min(MAX_HEADERS)]) {
-        Some(nl) => is_start_line(&buf[..nl]),
-        None => false,
-    }
 }
 
 /// Could `buf` still become a start line once more bytes arrive? True for a prefix of one
 /// (no line end yet, only start-line characters so far).
 fn may_become_start_line(buf: &[u8]) -> bool {
-    if buf.len() > MAX_HEADERS || memchr(b'\n', buf).is_some() {
+    if buf.len() > MAX_HEADER_BYTES || memchr(b'\n', buf).is_some() {
         return false;
     }
     // A method token, or the `SIP/2.0` of a status line, before the first space.
-    let head = &buf[..buf.len().min(MAX_METHOD + 1)];
+    let head = &buf[..buf.len().min(MAX_METHOD_LEN + 1)];
     let token = match memchr(b' ', head) {
         Some(sp) => &head[..sp],
         None => head,
@@ -73,14 +44,6 @@ fn may_become_start_line(buf: &[u8]) -> bool {
     token.iter().all(|&b| {
         b.is_ascii_uppercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'/' | b'.')
     })
-}
-
-/// Bytes of CR/LF at the start of `buf`: keep-alives (RFC 5626 §3.5.1 double CRLF pings and
-/// single CRLF pongs) and padding between messages, which carry no message.
-pub fn leading_crlf(buf: &[u8]) -> usize {
-    buf.iter()
-        .take_while(|&&b| b == b'\r' || b == b'\n')
-        .count()
 }
 
 /// Offset of the first line in `buf` that is (or may still become) a SIP start line, for
@@ -104,9 +67,9 @@ pub fn find_start_line(buf: &[u8]) -> Option<usize> {
 /// Frames the message at the start of `buf` (which must begin with its start line, leading
 /// CR/LF already skipped).
 pub fn frame(buf: &[u8]) -> Frame {
-    let window = &buf[..buf.len().min(MAX_HEADERS)];
+    let window = &buf[..buf.len().min(MAX_HEADER_BYTES)];
     let Some(first_nl) = memchr(b'\n', window) else {
-        return if buf.len() >= MAX_HEADERS || !may_become_start_line(buf) {
+        return if buf.len() >= MAX_HEADER_BYTES || !may_become_start_line(buf) {
             Frame::Bad
         } else {
             Frame::NeedMore(None)
@@ -116,7 +79,7 @@ pub fn frame(buf: &[u8]) -> Frame {
         return Frame::Bad;
     }
     let Some(body_at) = header_end(window, first_nl) else {
-        return if buf.len() >= MAX_HEADERS {
+        return if buf.len() >= MAX_HEADER_BYTES {
             Frame::Bad
         } else {
             Frame::NeedMore(None)
@@ -126,8 +89,8 @@ pub fn frame(buf: &[u8]) -> Frame {
         // RFC 3261 §18.3: on a stream the header is mandatory; a message without it is
         // taken to end at the blank line (as SIP servers do), rather than stalling the stream.
         Ok(None) => 0,
-        Ok(Some(n)) if n <= MAX_BODY => n,
-        _ => return Frame::Bad,
+        Ok(Some(n)) => n,
+        Err(()) => return Frame::Bad,
     };
     let total = body_at + body_len;
     if buf.len() >= total {
@@ -150,45 +113,22 @@ fn header_end(window: &[u8], first_nl: usize) -> Option<usize> {
     }
 }
 
-/// The value of `Content-Length` (or compact `l`, RFC 3261 §7.3.3) among header lines.
-/// Two that disagree cannot be framed (`Err`).
+/// The value of `Content-Length` (or compact `l`) among header lines. One that is not a
+/// number or over [`crate::sip::MAX_BODY`], or two that disagree, cannot be framed (`Err`), as the
+/// parser rejects them too.
 fn content_length(headers: &[u8]) -> Result<Option<usize>, ()> {
     let mut found: Option<usize> = None;
     for line in headers.split(|&b| b == b'\n') {
-        let Some(colon) = memchr(b':', line) else {
+        let Some(n) = content_length_header(line) else {
             continue;
         };
-        // RFC 3261 §7.3.1: header names are case-insensitive; whitespace may precede the colon.
-        let name = trim(&line[..colon]);
-        if !(name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"l")) {
-            continue;
-        }
-        let value = trim(&line[colon + 1..]);
-        if value.is_empty() || value.len() > 9 || !value.iter().all(u8::is_ascii_digit) {
-            return Err(());
-        }
-        let n = value
-            .iter()
-            .fold(0usize, |acc, &d| acc * 10 + usize::from(d - b'0'));
+        let n = n.map_err(|_| ())?;
         match found {
             Some(prev) if prev != n => return Err(()),
             _ => found = Some(n),
         }
     }
     Ok(found)
-}
-
-fn trim(s: &[u8]) -> &[u8] {
-    let s = s.strip_suffix(b"\r").unwrap_or(s);
-    let start = s
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(s.len());
-    let end = s
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace())
-        .map_or(start, |e| e + 1);
-    &s[start..end]
 }
 
 #[cfg(test)]
@@ -218,6 +158,13 @@ mod tests {
     #[test]
     fn compact_l_and_spaced_colon_are_content_length() {
         let m = b"SIP/2.0 200 OK\r\nl : 2\r\n\r\nok";
+        assert_eq!(frame(m), Frame::Complete(m.len()));
+    }
+
+    #[test]
+    fn a_folded_line_is_not_a_content_length_of_its_own() {
+        // RFC 3261 §7.3.1: ` l: 9` continues Subject, as the parser reads it.
+        let m = b"SIP/2.0 200 OK\r\nSubject: x\r\n l: 9\r\nContent-Length: 2\r\n\r\nok";
         assert_eq!(frame(m), Frame::Complete(m.len()));
     }
 

@@ -9,9 +9,10 @@
 
 use memchr::memmem;
 
-/// Largest frame payload accepted: a SIP message never comes near it (see
-/// `framing::MAX_BODY`); a larger length is garbage and the stream is abandoned.
-pub const MAX_PAYLOAD: u64 = (1 << 20) + (64 << 10);
+/// Largest frame payload accepted: one whole SIP message at its largest
+/// ([`crate::sip::framing::MAX_MESSAGE`]); a larger length is garbage and the stream is
+/// abandoned.
+pub const MAX_PAYLOAD: u64 = crate::sip::framing::MAX_MESSAGE as u64;
 
 /// Largest HTTP upgrade request or response header section waited for.
 pub const MAX_HTTP_HEADERS: usize = 16 << 10;

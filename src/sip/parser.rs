@@ -11,16 +11,11 @@
 
 use memchr::{memchr, memchr2, memchr3};
 
+use super::framing::{
+    self, content_length_value, decimal as parse_decimal, leading_crlf, trim_lws, trim_lws_start,
+    BadLength, MAX_HEADER_BYTES,
+};
 use super::message::{CSeq, Method, NameAddr, SipMessage, StartLine, Uri, Via};
-
-/// Largest `Content-Length` accepted. A UDP datagram holds at most 65,507 bytes and no SIP
-/// body comes near a mebibyte; a larger value is an attack or garbage, and a stream
-/// reassembler must not wait for it.
-pub const MAX_CONTENT_LENGTH: usize = 1 << 20;
-
-/// Largest header section (start line through the blank line) accepted. Bounds the work
-/// per message and tells a stream reassembler when to stop waiting for the blank line.
-pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 
 /// Why a payload was not accepted as a SIP message. `kind()` names the counter.
 ///
@@ -71,7 +66,7 @@ pub enum ParseError {
     /// Content-Length not a decimal number (RFC 3261 §20.14).
     #[error("bad_content_length at byte {at}")]
     BadContentLength { at: usize },
-    /// Content-Length above [`MAX_CONTENT_LENGTH`].
+    /// Content-Length above [`framing::MAX_BODY`].
     #[error("content_length_too_large at byte {at}")]
     ContentLengthTooLarge { at: usize },
     /// Two Content-Length headers that disagree: the message cannot be framed safely.
@@ -131,41 +126,13 @@ impl ParseError {
 
 const SIP_VERSION: &[u8] = b"SIP/2.0";
 
-/// Longest method accepted by [`looks_like_sip`]; the longest registered one is
-/// `SUBSCRIBE` (9), extension methods are short words too.
-const MAX_METHOD_LEN: usize = 20;
-
 /// Cheap test on the first bytes: does this payload start like a SIP request or status line?
 ///
-/// Accepts `SIP/2.0 ` (a status line), or an upper-case method token, one space, and a
-/// first line ending in ` SIP/2.0`. Leading CR/LF (keep-alives) are skipped. RTP, whose
-/// first byte is 0x80..=0xBF, fails on the first byte. Needs the whole first line.
+/// Leading CR/LF (keep-alives) are skipped; then the first line must be a start line as
+/// [`framing::is_start_line`] has it (the same test the stream and log framers apply). RTP,
+/// whose first byte is 0x80..=0xBF, fails on the first byte. Needs the whole first line.
 pub fn looks_like_sip(payload: &[u8]) -> bool {
-    let p = skip_crlf(payload);
-    let Some(&first) = p.first() else {
-        return false;
-    };
-    if first == b'S' && p.starts_with(b"SIP/2.0 ") {
-        return true;
-    }
-    if !first.is_ascii_uppercase() {
-        return false;
-    }
-    let head = &p[..p.len().min(MAX_METHOD_LEN + 1)];
-    let Some(sp) = memchr(b' ', head) else {
-        return false;
-    };
-    if !head[..sp]
-        .iter()
-        .all(|&b| b.is_ascii_uppercase() || b == b'-' || b == b'_')
-    {
-        return false;
-    }
-    let Some(nl) = memchr(b'\n', p) else {
-        return false;
-    };
-    let line = strip_cr(&p[..nl]);
-    line.len() > sp + 1 + b" SIP/2.0".len() && line.ends_with(b" SIP/2.0")
+    framing::starts_with_start_line(skip_crlf(payload))
 }
 
 /// Parses one SIP message at the start of `buf`.
@@ -503,17 +470,17 @@ impl<'a> Headers<'a> {
                 }
             }
             Name::ContentLength => {
-                let Some(n) = parse_decimal(value) else {
-                    if self.datagram {
-                        return Ok(());
+                let n = match content_length_value(value) {
+                    Ok(n) => n,
+                    // The datagram's end frames the body anyway.
+                    Err(BadLength::NotNumber) if self.datagram => return Ok(()),
+                    Err(BadLength::NotNumber) => {
+                        return Err(ParseError::BadContentLength { at: line })
                     }
-                    return Err(ParseError::BadContentLength { at: line });
+                    Err(BadLength::TooLarge) => {
+                        return Err(ParseError::ContentLengthTooLarge { at: line })
+                    }
                 };
-                if n > MAX_CONTENT_LENGTH as u64 {
-                    return Err(ParseError::ContentLengthTooLarge { at: line });
-                }
-                // Bounded above, so the cast cannot truncate.
-                let n = n as usize;
                 match self.content_length {
                     None => self.content_length = Some(n),
                     Some(prev) if prev == n => {}
@@ -639,23 +606,6 @@ fn parse_cseq(value: &[u8]) -> Option<CSeq<'_>> {
         seq: seq as u32,
         method: method_from(method),
     })
-}
-
-/// A decimal number of at most 19 digits (so it cannot overflow u64); `None` when empty,
-/// not all digits, or longer.
-fn parse_decimal(digits: &[u8]) -> Option<u64> {
-    if digits.is_empty() || digits.len() > 19 {
-        // Leading zeros beyond 19 digits are not worth supporting.
-        return None;
-    }
-    let mut n: u64 = 0;
-    for &b in digits {
-        if !b.is_ascii_digit() {
-            return None;
-        }
-        n = n * 10 + u64::from(b - b'0');
-    }
-    Some(n)
 }
 
 /// RFC 3261 §20.10, §25.1: `name-addr / addr-spec` followed by `;params`. Only the first
@@ -906,31 +856,11 @@ fn non_empty(s: &[u8]) -> Option<&[u8]> {
 }
 
 fn skip_crlf(buf: &[u8]) -> &[u8] {
-    let n = buf
-        .iter()
-        .position(|&b| b != b'\r' && b != b'\n')
-        .unwrap_or(buf.len());
-    &buf[n..]
+    &buf[leading_crlf(buf)..]
 }
 
 fn strip_cr(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
-}
-
-/// Linear whitespace, including the CR/LF left inside folded values (RFC 3261 §25.1 LWS).
-fn is_lws(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
-}
-
-fn trim_lws_start(s: &[u8]) -> &[u8] {
-    let n = s.iter().position(|&b| !is_lws(b)).unwrap_or(s.len());
-    &s[n..]
-}
-
-fn trim_lws(s: &[u8]) -> &[u8] {
-    let s = trim_lws_start(s);
-    let n = s.iter().rposition(|&b| !is_lws(b)).map_or(0, |i| i + 1);
-    &s[..n]
 }
 
 /// RFC 3261 §25.1 token characters.
@@ -1686,6 +1616,8 @@ mod tests {
         assert!(!looks_like_sip(b"\r\n\r\n"));
         assert!(!looks_like_sip(b""));
         assert!(!looks_like_sip(b"SIP/2.0"));
+        // A status line needs its three-digit code, as the stream and log framers require.
+        assert!(!looks_like_sip(b"SIP/2.0 OK\r\n"));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use super::text::{self, asterisk_prefix, chomp, MsgBuf};
 use super::{Direction, Framer, FramerStats, LogClock, LogMessage};
 use crate::net::Transport;
+use crate::sip::framing::is_start_line;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum End {
@@ -121,20 +122,13 @@ impl ChanSip {
             .split(|&b| b == b'\n')
             .next()
             .unwrap_or_default();
-        if !text::is_start_line(first_line) {
+        if !is_start_line(first_line) {
             // `--- (0 headers 0 lines) Nat keepalive ---` follows these (§2).
             self.stats.keepalives += 1;
             return;
         }
         let truncated = self.msg.finalize() || !terminated;
-        if truncated {
-            self.stats.truncated += 1;
-        }
-        if block.ts_us.is_none() {
-            self.stats.no_time += 1;
-        }
-        self.stats.messages += 1;
-        out(&LogMessage {
+        let m = LogMessage {
             ts_us: block.ts_us,
             precision_us: block.precision_us,
             direction: block.direction,
@@ -144,7 +138,8 @@ impl ChanSip {
             payload: self.msg.bytes(),
             logged_len: None,
             truncated,
-        });
+        };
+        self.stats.hand_on(&m, out);
     }
 }
 

@@ -9,6 +9,7 @@
 
 use super::text::{self, chomp, month_day_time, MsgBuf, Stamp};
 use super::{Direction, Framer, FramerStats, LogClock, LogMessage};
+use crate::sip::framing::content_length_header;
 
 pub struct Cisco {
     clock: LogClock,
@@ -108,7 +109,7 @@ impl Cisco {
             {
                 continue;
             }
-            if !self.msg.headers_done() && text::content_length(line).is_some() {
+            if !self.msg.headers_done() && content_length_header(line).is_some() {
                 seen_length = true;
             }
             self.msg.push_line(line);
@@ -117,14 +118,7 @@ impl Cisco {
             return;
         }
         let truncated = self.msg.finalize();
-        if truncated {
-            self.stats.truncated += 1;
-        }
-        if ts_us.is_none() {
-            self.stats.no_time += 1;
-        }
-        self.stats.messages += 1;
-        out(&LogMessage {
+        let m = LogMessage {
             ts_us,
             precision_us,
             direction,
@@ -134,7 +128,8 @@ impl Cisco {
             payload: self.msg.bytes(),
             logged_len: None,
             truncated,
-        });
+        };
+        self.stats.hand_on(&m, out);
     }
 }
 

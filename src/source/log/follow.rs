@@ -38,8 +38,11 @@ use crate::time::now_us;
 /// Bytes read per `read` call.
 const CHUNK: usize = 64 * 1024;
 /// Longest line kept while waiting for its end; a longer one is cut (counted) so a log
-/// without newlines cannot grow the buffer without bound.
-pub(crate) const MAX_LINE: usize = 1 << 20;
+/// without newlines cannot grow the buffer without bound. A line cap, not a message cap,
+/// but tied to the body cap: no line of a message a framer keeps is longer than the
+/// largest body (a header section is far shorter), and an Event Socket frame, which
+/// carries log lines, is held to it too.
+pub(crate) const MAX_LINE: usize = crate::sip::MAX_BODY;
 
 /// Where to resume a followed log (the `log_checkpoints` row, schema v2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -18,6 +18,7 @@ use super::follow::{read_line_bounded, MAX_LINE};
 use super::text::{self, chomp, iso_date_time, MsgBuf};
 use super::{Direction, Framer, FramerStats, LogClock, LogMessage};
 use crate::net::Transport;
+use crate::sip::framing::content_length_header;
 
 const SEPARATOR_LEN: usize = 72;
 
@@ -170,13 +171,7 @@ impl Freeswitch {
         let truncated = self.msg.finalize()
             || (no_length && self.msg.len() < block.logged_len)
             || (block.layout == Layout::Indented && !closed);
-        if truncated {
-            self.stats.truncated += 1;
-        } else if self.msg.len() != block.logged_len {
-            self.stats.length_mismatch += 1;
-        }
-        self.stats.messages += 1;
-        out(&LogMessage {
+        let m = LogMessage {
             ts_us: block.ts_us,
             precision_us: 1,
             direction: block.direction,
@@ -186,7 +181,8 @@ impl Freeswitch {
             payload: self.msg.bytes(),
             logged_len: Some(block.logged_len),
             truncated,
-        });
+        };
+        self.stats.hand_on(&m, out);
     }
 }
 
@@ -245,9 +241,6 @@ impl Framer for Freeswitch {
         if let Some(s) = stamp(line) {
             let (h, m, sec, us) = s.tod;
             let ts_us = self.clock.time_of_day_us(h, m, sec, us);
-            if ts_us.is_none() {
-                self.stats.no_time += 1;
-            }
             self.msg.clear();
             self.block = Some(Block {
                 direction: s.direction,
@@ -367,8 +360,9 @@ pub fn esl_lines(
                 continue;
             }
             in_headers = true;
-            match text::content_length(h) {
-                Some(Some(n)) if n <= MAX_LINE => length = Some(n),
+            // ESL frame headers are written like SIP's (`Content-Length: N`).
+            match content_length_header(h) {
+                Some(Ok(n)) if n <= MAX_LINE => length = Some(n),
                 Some(_) => length = None,
                 None => {
                     if let Some(v) = h.strip_prefix(b"Content-Type:") {

@@ -133,6 +133,23 @@ pub struct FramerStats {
     pub no_time: u64,
 }
 
+impl FramerStats {
+    /// Hands one framed message on, counting it the one way every framer does: handed on,
+    /// truncated or else off its logged byte count, without a time.
+    pub fn hand_on(&mut self, m: &LogMessage<'_>, out: &mut dyn FnMut(&LogMessage<'_>)) {
+        if m.truncated {
+            self.truncated += 1;
+        } else if m.logged_len.is_some_and(|n| n != m.payload.len()) {
+            self.length_mismatch += 1;
+        }
+        if m.ts_us.is_none() {
+            self.no_time += 1;
+        }
+        self.messages += 1;
+        out(m);
+    }
+}
+
 /// A format's framer: complete lines in (without their `\n`), messages out.
 pub trait Framer: Send {
     /// Reads one line. `out` is called for every message the line completes.
@@ -167,4 +184,46 @@ pub fn framer(format: LogFormat, clock: LogClock) -> Box<dyn Framer> {
 /// Whether a format needs [`Framer::prescan`] over the whole file before framing.
 pub fn needs_prescan(format: LogFormat) -> bool {
     format == LogFormat::Freeswitch
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handing_on_counts_truncation_before_length_mismatch_and_missing_times() {
+        let mut stats = FramerStats::default();
+        let mut seen = 0;
+        let mut out = |_: &LogMessage<'_>| seen += 1;
+        let m = LogMessage {
+            ts_us: None,
+            precision_us: 1,
+            direction: Direction::Received,
+            peer: None,
+            endpoints: None,
+            transport: None,
+            payload: b"SIP/2.0 200 OK\r\n\r\n",
+            logged_len: Some(99),
+            truncated: true,
+        };
+        stats.hand_on(&m, &mut out);
+        stats.hand_on(
+            &LogMessage {
+                ts_us: Some(0),
+                truncated: false,
+                ..m
+            },
+            &mut out,
+        );
+        assert_eq!(seen, 2);
+        assert_eq!(
+            (
+                stats.messages,
+                stats.truncated,
+                stats.length_mismatch,
+                stats.no_time
+            ),
+            (2, 1, 1, 1)
+        );
+    }
 }

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use super::text::{self, asterisk_prefix, chomp, fnv1a, MsgBuf, Stamp};
 use super::{Direction, Framer, FramerStats, LogClock, LogMessage};
 use crate::net::Transport;
+use crate::sip::framing::is_start_line;
 
 #[derive(Debug, Clone, Copy)]
 struct Block {
@@ -115,7 +116,7 @@ impl Pjsip {
             if kind == Kind::Record || hdr.is_some() {
                 self.end_block(out);
             } else if block.awaiting_next {
-                if text::is_start_line(content) {
+                if is_start_line(content) {
                     self.msg.begin_next();
                     self.msg.push_line(content);
                     if let Some(b) = &mut self.block {
@@ -223,27 +224,18 @@ impl Pjsip {
     }
 
     fn emit(&mut self, block: &Block, truncated: bool, out: &mut dyn FnMut(&LogMessage<'_>)) {
-        let payload = self.msg.bytes();
-        if truncated {
-            self.stats.truncated += 1;
-        } else if payload.len() != block.logged_len {
-            self.stats.length_mismatch += 1;
-        }
-        if block.ts_us.is_none() {
-            self.stats.no_time += 1;
-        }
-        self.stats.messages += 1;
-        out(&LogMessage {
+        let m = LogMessage {
             ts_us: block.ts_us,
             precision_us: block.precision_us,
             direction: block.direction,
             peer: block.peer,
             endpoints: None,
             transport: block.transport,
-            payload,
+            payload: self.msg.bytes(),
             logged_len: Some(block.logged_len),
             truncated,
-        });
+        };
+        self.stats.hand_on(&m, out);
     }
 
     /// `formatter = json`: one object per record, the block in `logmsg.message` (Asterisk

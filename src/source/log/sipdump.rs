@@ -110,15 +110,7 @@ impl Sipdump {
             }
             _ => None,
         };
-        let truncated = !terminated;
-        if truncated {
-            self.stats.truncated += 1;
-        }
-        if h.ts_us.is_none() {
-            self.stats.no_time += 1;
-        }
-        self.stats.messages += 1;
-        out(&LogMessage {
+        let m = LogMessage {
             ts_us: h.ts_us,
             precision_us: 1,
             direction,
@@ -127,8 +119,9 @@ impl Sipdump {
             transport: h.transport,
             payload: self.msg.bytes(),
             logged_len: None,
-            truncated,
-        });
+            truncated: !terminated,
+        };
+        self.stats.hand_on(&m, out);
     }
 }
 

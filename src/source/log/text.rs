@@ -1,5 +1,6 @@
 //! Shared pieces of the log framers: line handling, the CRLF-normalised message buffer,
-//! Content-Length scanning, peer addresses and the date prefixes PBXs write.
+//! peer addresses and the date prefixes PBXs write. What a start line and a Content-Length
+//! are, and the size caps, come from [`crate::sip::framing`], as for every other reader.
 //!
 //! Nothing here allocates per line or per message: [`MsgBuf`] is one reused buffer per
 //! source. Inputs are attacker-influenced (SIP headers are copied into logs verbatim), so
@@ -13,15 +14,13 @@ use nom::combinator::opt;
 use nom::IResult;
 
 use crate::net::Transport;
+use crate::sip::framing::content_length_header;
 
-/// Largest Content-Length believed. SIP over UDP is below 64 KiB and no PBX log keeps
-/// more than 16000 bytes of a message (FreeSWITCH, PBX_LOGS.md §3.2); anything larger is
-/// treated as absent rather than trusted.
-pub const MAX_CONTENT_LENGTH: usize = 1 << 20;
-
-/// Largest message a framer keeps. Longer blocks are cut here and counted as truncated,
-/// so one runaway block cannot grow a buffer without bound.
-pub const MAX_MESSAGE: usize = 1 << 20;
+/// Largest message a framer keeps: the largest whole message any reader accepts (headers
+/// and body at their caps), so a message the parser would take is never cut here. Longer
+/// blocks are cut and counted as truncated, so one runaway block cannot grow a buffer
+/// without bound.
+pub const MAX_MESSAGE: usize = crate::sip::framing::MAX_MESSAGE;
 
 /// Removes one trailing `\r` (a CRLF line read up to its `\n`).
 pub fn chomp(line: &[u8]) -> &[u8] {
@@ -34,19 +33,6 @@ pub fn chomp(line: &[u8]) -> &[u8] {
 /// Whether the line holds nothing but whitespace.
 pub fn is_blank(line: &[u8]) -> bool {
     line.iter().all(|b| b.is_ascii_whitespace())
-}
-
-/// Whether a line starts like a SIP request or status line (RFC 3261 §7.1, §7.2): `SIP/2.0 NNN`
-/// or `METHOD uri SIP/2.0`.
-pub fn is_start_line(line: &[u8]) -> bool {
-    let line = chomp(line);
-    if let Some(rest) = line.strip_prefix(b"SIP/2.0 ") {
-        return rest.len() >= 3 && rest[..3].iter().all(u8::is_ascii_digit);
-    }
-    let Some(sp) = memchr::memchr(b' ', line) else {
-        return false;
-    };
-    sp > 0 && line[..sp].iter().all(|b| b.is_ascii_uppercase()) && line.ends_with(b" SIP/2.0")
 }
 
 /// Whether a line looks like a header field (`token ":"`, RFC 3261 §25.1) or a folded
@@ -66,23 +52,6 @@ pub fn is_header_line(line: &[u8]) -> bool {
         .iter()
         .find(|b| !matches!(b, b' ' | b'\t'))
         .is_some_and(|&b| b == b':')
-}
-
-/// The value of a `Content-Length` (or compact `l`) header line, if this is one.
-pub fn content_length(line: &[u8]) -> Option<Option<usize>> {
-    let colon = memchr::memchr(b':', line)?;
-    let name = trim(&line[..colon]);
-    if !(name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"l")) {
-        return None;
-    }
-    let value = trim(&line[colon + 1..]);
-    if value.is_empty() || value.len() > 9 || !value.iter().all(u8::is_ascii_digit) {
-        return Some(None);
-    }
-    let n = value
-        .iter()
-        .fold(0usize, |n, &d| n * 10 + usize::from(d - b'0'));
-    Some((n <= MAX_CONTENT_LENGTH).then_some(n))
 }
 
 pub fn trim(s: &[u8]) -> &[u8] {
@@ -192,8 +161,11 @@ impl MsgBuf {
             if self.lenient_header_end && self.buf.len() > self.base && !is_header_line(line) {
                 self.append(b"");
                 self.hdr_end = Some(self.buf.len());
-            } else if let Some(cl) = content_length(line) {
-                self.content_length = cl;
+            } else if let Some(cl) = content_length_header(line) {
+                // A length that is not a number or over the cap is not believed: the
+                // message is then framed as if it had none (no PBX log keeps more than
+                // 16000 bytes of a message, FreeSWITCH, PBX_LOGS.md §3.2).
+                self.content_length = cl.ok();
             }
         }
         self.append(line);
@@ -546,26 +518,23 @@ mod tests {
         assert_eq!(socket_addr(b"127.00.000.001:5060"), None);
     }
 
-    #[test]
-    fn content_length_accepts_padding_and_compact_form() {
-        assert_eq!(content_length(b"Content-Length:   312"), Some(Some(312)));
-        assert_eq!(content_length(b"l: 0"), Some(Some(0)));
-        assert_eq!(content_length(b"Content-Length: 99999999999"), Some(None));
-        assert_eq!(content_length(b"Contact: <sip:a@b>"), None);
+    fn msgbuf_of(lines: &[&[u8]]) -> MsgBuf {
+        let mut m = MsgBuf::default();
+        for l in lines {
+            m.push_line(l);
+        }
+        m
     }
 
     #[test]
     fn msgbuf_normalises_lf_to_crlf_and_cuts_at_content_length() {
-        let mut m = MsgBuf::default();
-        for l in [
-            &b"INVITE sip:a@b SIP/2.0"[..],
+        let mut m = msgbuf_of(&[
+            b"INVITE sip:a@b SIP/2.0",
             b"Content-Length: 5",
             b"",
             b"v=0",
             b"junk",
-        ] {
-            m.push_line(l);
-        }
+        ]);
         assert!(m.is_complete());
         assert!(!m.finalize());
         assert_eq!(
@@ -576,18 +545,29 @@ mod tests {
 
     #[test]
     fn msgbuf_reports_a_body_shorter_than_content_length() {
-        let mut m = MsgBuf::default();
-        for l in [&b"SIP/2.0 200 OK"[..], b"Content-Length: 500", b"", b"v=0"] {
-            m.push_line(l);
-        }
+        let mut m = msgbuf_of(&[b"SIP/2.0 200 OK", b"Content-Length: 500", b"", b"v=0"]);
         assert!(!m.is_complete());
         assert!(m.finalize());
     }
 
     #[test]
-    fn start_lines_are_recognised() {
-        assert!(is_start_line(b"SIP/2.0 200 OK\r"));
-        assert!(is_start_line(b"INVITE sip:1@2 SIP/2.0"));
-        assert!(!is_start_line(b"    -- Executing [1101@default:1]"));
+    fn msgbuf_keeps_a_message_whose_body_is_at_the_cap() {
+        let cl = format!("Content-Length: {}", crate::sip::MAX_BODY);
+        let body = vec![b'a'; crate::sip::MAX_BODY - 2];
+        let mut m = msgbuf_of(&[b"MESSAGE sip:a@b SIP/2.0", cl.as_bytes(), b"", &body]);
+        assert!(m.is_complete());
+        assert!(!m.finalize(), "neither cut nor truncated");
+    }
+
+    #[test]
+    fn msgbuf_does_not_believe_an_oversized_content_length() {
+        let mut m = msgbuf_of(&[
+            b"SIP/2.0 200 OK",
+            b"Content-Length: 99999999999",
+            b"",
+            b"v=0",
+        ]);
+        assert_eq!(m.expected_end(), None);
+        assert!(!m.finalize());
     }
 }
