@@ -38,6 +38,16 @@ use sha2::Sha256;
 
 use crate::call::{CallRecord, MessageRecord, Record};
 
+/// Message bytes as `Debug` shows them: their length only, so no `{:?}` of a buffer can
+/// put a message's content (SDP, MESSAGE text) into a log.
+pub(crate) struct Redacted<'a>(pub &'a [u8]);
+
+impl fmt::Debug for Redacted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{} bytes>", self.0.len())
+    }
+}
+
 /// Where the key lives unless `[privacy] key_file` says otherwise.
 pub const DEFAULT_KEY_FILE: &str = "/var/lib/callmeta/pseudonym.key";
 /// What every text pseudonym starts with.
@@ -614,6 +624,90 @@ mod tests {
 
     fn key(b: u8) -> PseudonymKey {
         PseudonymKey::from_bytes([b; KEY_BYTES])
+    }
+
+    /// Every type that carries message bytes between the wire (or a log) and the parser
+    /// shows their length in `{:?}`, never the bytes.
+    #[test]
+    fn debug_output_of_buffers_shows_lengths_never_the_bytes() {
+        use crate::net::defrag::{Fragment, Reassembled};
+        use crate::net::tcp::Segment;
+        use crate::source::log::{text::MsgBuf, Direction, LogMessage};
+        use crate::source::Frame;
+        const CANARY: &[u8] = b"canary-7f3a";
+        let (a, b) = hop();
+        let mut msg = MsgBuf::default();
+        msg.push_line(b"MESSAGE sip:b@h SIP/2.0");
+        msg.push_line(CANARY);
+        let shown = [
+            format!(
+                "{:?}",
+                LogMessage {
+                    ts_us: None,
+                    precision_us: 1,
+                    direction: Direction::Received,
+                    peer: None,
+                    endpoints: None,
+                    transport: None,
+                    payload: CANARY,
+                    logged_len: None,
+                    truncated: false,
+                }
+            ),
+            format!(
+                "{:?}",
+                Segment {
+                    ts_us: 0,
+                    src: a,
+                    dst: b,
+                    seq: 1,
+                    syn: false,
+                    fin: false,
+                    rst: false,
+                    payload: CANARY,
+                }
+            ),
+            format!(
+                "{:?}",
+                Fragment {
+                    src: a.ip(),
+                    dst: b.ip(),
+                    id: 1,
+                    proto: 17,
+                    offset: etherparse::IpFragOffset::ZERO,
+                    more: true,
+                    payload: CANARY,
+                }
+            ),
+            format!(
+                "{:?}",
+                Reassembled {
+                    src: a.ip(),
+                    dst: b.ip(),
+                    proto: 17,
+                    data: CANARY.to_vec(),
+                }
+            ),
+            format!(
+                "{:?}",
+                Frame {
+                    ts_us: 0,
+                    data: CANARY,
+                    wire_len: 11,
+                }
+            ),
+            format!(
+                "{:?}",
+                crate::source::log::text::asterisk_prefix(
+                    b"[2026-11-29 18:00:00] VERBOSE[1] res_pjsip_logger.c: canary-7f3a"
+                )
+            ),
+            format!("{msg:?}"),
+        ];
+        for s in &shown {
+            assert!(s.contains(" bytes>"), "{s}");
+            assert!(!s.contains("canary"), "{s}");
+        }
     }
 
     #[test]

@@ -27,7 +27,7 @@ struct FragKey {
 }
 
 /// One fragment as read from its IP header.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Fragment<'a> {
     pub src: IpAddr,
     pub dst: IpAddr,
@@ -39,13 +39,37 @@ pub struct Fragment<'a> {
     pub payload: &'a [u8],
 }
 
+impl std::fmt::Debug for Fragment<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fragment")
+            .field("src", &self.src)
+            .field("dst", &self.dst)
+            .field("id", &self.id)
+            .field("proto", &self.proto)
+            .field("offset", &self.offset)
+            .field("more", &self.more)
+            .field("payload", &crate::privacy::Redacted(self.payload))
+            .finish()
+    }
+}
+
 /// A reassembled datagram payload; hand its buffer back with [`Defragmenter::recycle`].
-#[derive(Debug)]
 pub struct Reassembled {
     pub src: IpAddr,
     pub dst: IpAddr,
     pub proto: u8,
     pub data: Vec<u8>,
+}
+
+impl std::fmt::Debug for Reassembled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reassembled")
+            .field("src", &self.src)
+            .field("dst", &self.dst)
+            .field("proto", &self.proto)
+            .field("data", &crate::privacy::Redacted(&self.data))
+            .finish()
+    }
 }
 
 /// What the table did, for the health counters.

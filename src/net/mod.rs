@@ -87,7 +87,7 @@ impl std::fmt::Debug for Datagram<'_> {
             .field("src", &self.src)
             .field("dst", &self.dst)
             .field("transport", &self.transport)
-            .field("payload", &format_args!("<{} bytes>", self.payload.len()))
+            .field("payload", &crate::privacy::Redacted(self.payload))
             .finish()
     }
 }

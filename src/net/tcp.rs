@@ -32,7 +32,7 @@ const SPARE_MAX: usize = 64;
 const SPARE_MAX_CAPACITY: usize = 64 << 10;
 
 /// One TCP segment as the decoder read it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Segment<'a> {
     pub ts_us: i64,
     pub src: SocketAddr,
@@ -42,6 +42,21 @@ pub struct Segment<'a> {
     pub fin: bool,
     pub rst: bool,
     pub payload: &'a [u8],
+}
+
+impl std::fmt::Debug for Segment<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Segment")
+            .field("ts_us", &self.ts_us)
+            .field("src", &self.src)
+            .field("dst", &self.dst)
+            .field("seq", &self.seq)
+            .field("syn", &self.syn)
+            .field("fin", &self.fin)
+            .field("rst", &self.rst)
+            .field("payload", &crate::privacy::Redacted(self.payload))
+            .finish()
+    }
 }
 
 /// What the reassembler did, for the health counters.
@@ -99,7 +114,7 @@ struct Held {
     len: usize,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Stream {
     next_seq: Option<u32>,
     /// At a message boundary (after SYN or a framed message); false means resynchronise.
@@ -116,6 +131,24 @@ struct Stream {
     /// Bytes still to discard of a message too large to buffer (its length is known, so
     /// the next message is found without resynchronising).
     skip: usize,
+}
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::privacy::Redacted;
+        f.debug_struct("Stream")
+            .field("next_seq", &self.next_seq)
+            .field("synced", &self.synced)
+            .field("mode", &self.mode)
+            .field("closed", &self.closed)
+            .field("buf", &Redacted(&self.buf))
+            .field("held", &self.held)
+            .field("held_data", &Redacted(&self.held_data))
+            .field("gap_since", &self.gap_since)
+            .field("ws_msg", &Redacted(&self.ws_msg))
+            .field("skip", &self.skip)
+            .finish()
+    }
 }
 
 impl Stream {
@@ -842,6 +875,18 @@ mod tests {
     const A: &str = "10.0.0.1:40000";
     const B: &str = "10.0.0.2:5060";
     const ISN: u32 = 1000;
+
+    #[test]
+    fn a_streams_debug_output_shows_buffer_lengths_never_their_bytes() {
+        let s = Stream {
+            buf: b"canary-buf".to_vec(),
+            held_data: b"canary-held".to_vec(),
+            ws_msg: b"canary-ws".to_vec(),
+            ..Stream::default()
+        };
+        let shown = format!("{s:?}");
+        assert!(shown.contains("<10 bytes>") && !shown.contains("canary"), "{shown}");
+    }
 
     fn invite(n: u32) -> Vec<u8> {
         let body = "v=0\r\nm=audio 4000 RTP/AVP 0\r\n";

@@ -117,7 +117,7 @@ impl std::fmt::Debug for SipMessage<'_> {
             .field("via", &self.via)
             .field("content_type", &self.content_type)
             .field("content_length", &self.content_length)
-            .field("body", &format_args!("<{} bytes>", self.body.len()))
+            .field("body", &crate::privacy::Redacted(self.body))
             .field("body_truncated", &self.body_truncated)
             .field("len", &self.len)
             .finish_non_exhaustive()

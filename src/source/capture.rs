@@ -21,13 +21,23 @@ pub enum SourceError {
 }
 
 /// One captured frame. `data` is valid until the next call to `next_frame`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Frame<'a> {
     /// Microseconds since the Unix epoch, UTC.
     pub ts_us: i64,
     pub data: &'a [u8],
     /// Length on the wire; larger than `data.len()` when the snap length cut the frame.
     pub wire_len: u32,
+}
+
+impl std::fmt::Debug for Frame<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Frame")
+            .field("ts_us", &self.ts_us)
+            .field("data", &crate::privacy::Redacted(self.data))
+            .field("wire_len", &self.wire_len)
+            .finish()
+    }
 }
 
 /// Microseconds since the epoch from a pcap timestamp whose fraction counts nanoseconds

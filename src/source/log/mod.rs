@@ -87,7 +87,7 @@ pub enum Direction {
 }
 
 /// One SIP message cut out of a log.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct LogMessage<'a> {
     /// µs UTC; `None` when the log gives no time for it (console output without
     /// `timestamp=yes`, Cisco output without `service timestamps`).
@@ -106,6 +106,22 @@ pub struct LogMessage<'a> {
     pub logged_len: Option<usize>,
     /// Shorter than its Content-Length or byte count: the PBX's logger cut it (§1.3, §3.2).
     pub truncated: bool,
+}
+
+impl std::fmt::Debug for LogMessage<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogMessage")
+            .field("ts_us", &self.ts_us)
+            .field("precision_us", &self.precision_us)
+            .field("direction", &self.direction)
+            .field("peer", &self.peer)
+            .field("endpoints", &self.endpoints)
+            .field("transport", &self.transport)
+            .field("payload", &crate::privacy::Redacted(self.payload))
+            .field("logged_len", &self.logged_len)
+            .field("truncated", &self.truncated)
+            .finish()
+    }
 }
 
 /// What a framer counted. Never holds message bytes.

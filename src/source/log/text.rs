@@ -105,7 +105,7 @@ pub fn transport(name: &[u8]) -> Option<Transport> {
 
 /// One SIP message being rebuilt from log lines, CRLF-normalised so byte counts and
 /// Content-Length match the wire (PBX_LOGS.md §7.2: normalise `\r?\n`). Reused per source.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct MsgBuf {
     buf: Vec<u8>,
     /// Where the current message starts (several coalesced messages share the buffer).
@@ -118,6 +118,19 @@ pub struct MsgBuf {
     pub lenient_header_end: bool,
     /// The message exceeded [`MAX_MESSAGE`] and was cut.
     overflow: bool,
+}
+
+impl std::fmt::Debug for MsgBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MsgBuf")
+            .field("buf", &crate::privacy::Redacted(&self.buf))
+            .field("base", &self.base)
+            .field("hdr_end", &self.hdr_end)
+            .field("content_length", &self.content_length)
+            .field("lenient_header_end", &self.lenient_header_end)
+            .field("overflow", &self.overflow)
+            .finish()
+    }
 }
 
 impl MsgBuf {
@@ -390,7 +403,7 @@ pub fn any_stamp(i: &[u8]) -> IResult<&[u8], Stamp> {
 }
 
 /// What an Asterisk log line starts with (PBX_LOGS.md §1.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct AsteriskLine<'a> {
     pub stamp: Stamp,
     /// A log-file record (`[date] LEVEL[lwp][C-id] file: `): a new record starts here.
@@ -398,6 +411,16 @@ pub struct AsteriskLine<'a> {
     pub record: bool,
     /// The text after the prefix.
     pub content: &'a [u8],
+}
+
+impl std::fmt::Debug for AsteriskLine<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsteriskLine")
+            .field("stamp", &self.stamp)
+            .field("record", &self.record)
+            .field("content", &crate::privacy::Redacted(self.content))
+            .finish()
+    }
 }
 
 /// Parses the Asterisk prefix of a line: the file channel's `[date] LEVEL[lwp][C-xxxxxxxx]
