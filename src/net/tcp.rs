@@ -885,7 +885,10 @@ mod tests {
             ..Stream::default()
         };
         let shown = format!("{s:?}");
-        assert!(shown.contains("<10 bytes>") && !shown.contains("canary"), "{shown}");
+        assert!(
+            shown.contains("<10 bytes>") && !shown.contains("canary"),
+            "{shown}"
+        );
     }
 
     fn invite(n: u32) -> Vec<u8> {
