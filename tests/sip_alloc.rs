@@ -1,7 +1,9 @@
-//! Proves the SIP scanner's promise of no heap allocation per message: a counting global
+//! Proves the hot path's promise of no heap allocation per message: a counting global
 //! allocator records every allocation made on the measuring thread while a realistic
 //! INVITE and 200 OK (both with SDP) and an INVITE with credentials are parsed and their
-//! codecs listed.
+//! codecs listed, and while Ethernet frames of a call's in-dialog messages are decoded,
+//! parsed and tracked (a call allocates when it starts and when its record is made, not
+//! per message).
 //!
 //! Counting is per thread (a const-initialised thread-local, which itself never
 //! allocates) so the test harness's own threads cannot disturb the count.
@@ -9,7 +11,13 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
+use std::sync::Arc;
+
+use callmeta::call::{Tracker, TrackerConfig};
+use callmeta::ingest::feed_datagram;
+use callmeta::net::{Decoder, LinkType};
 use callmeta::sip::{self, sdp};
+use etherparse::PacketBuilder;
 
 struct Counting;
 
@@ -81,4 +89,70 @@ fn parsing_invite_and_200_ok_allocates_nothing() {
     });
     assert_eq!(n, 0, "allocations while parsing");
     assert!(fields > 0);
+}
+
+/// One SIP message of the call `alloc-1@pbx` as an Ethernet/IPv4/UDP frame.
+fn frame(first_line: &str, cseq: &str, to_tag: bool, from_caller: bool) -> Vec<u8> {
+    let text = format!(
+        "{first_line}\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK-1\r\n\
+         From: <sip:+15551230001@pbx>;tag=caller-1\r\n\
+         To: <sip:15559870002@carrier>{}\r\nCall-ID: alloc-1@pbx\r\nCSeq: {cseq}\r\n\
+         Content-Length: 0\r\n\r\n",
+        if to_tag { ";tag=callee-1" } else { "" }
+    );
+    let (src, dst) = if from_caller {
+        ([10, 0, 0, 1], [10, 0, 0, 2])
+    } else {
+        ([10, 0, 0, 2], [10, 0, 0, 1])
+    };
+    let mut frame = Vec::new();
+    PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+        .ipv4(src, dst, 64)
+        .udp(5060, 5060)
+        .write(&mut frame, text.as_bytes())
+        .expect("a frame");
+    frame
+}
+
+#[test]
+fn decoding_parsing_and_tracking_in_dialog_messages_allocates_nothing() {
+    let invite = frame(
+        "INVITE sip:15559870002@carrier SIP/2.0",
+        "1 INVITE",
+        false,
+        true,
+    );
+    let in_dialog = [
+        frame("SIP/2.0 100 Trying", "1 INVITE", false, false),
+        frame("SIP/2.0 180 Ringing", "1 INVITE", true, false),
+        frame("SIP/2.0 180 Ringing", "1 INVITE", true, false),
+        frame("SIP/2.0 200 OK", "1 INVITE", true, false),
+        frame("ACK sip:15559870002@carrier SIP/2.0", "1 ACK", true, true),
+        frame("INFO sip:15559870002@carrier SIP/2.0", "2 INFO", true, true),
+        frame("SIP/2.0 200 OK", "2 INFO", true, false),
+        // A retransmitted INVITE: the same call, seen again.
+        invite.clone(),
+    ];
+    let source: Arc<str> = Arc::from("alloc.pcap");
+    let mut decoder = Decoder::new();
+    let mut tracker = Tracker::new(TrackerConfig::default());
+    let mut out = Vec::with_capacity(8);
+    let mut tracked = 0u64;
+    let mut handle = |decoder: &mut Decoder, tracker: &mut Tracker, ts: i64, f: &[u8]| {
+        decoder.decode(LinkType::Ethernet, ts, f, |d| {
+            tracked += feed_datagram(tracker, d, &source, &mut out, |_| {});
+        });
+    };
+    // The call starts (its dialog is made: allocations expected here, once per call).
+    handle(&mut decoder, &mut tracker, 0, &invite);
+    let n = allocations_during(|| {
+        for (i, f) in in_dialog.iter().enumerate() {
+            // Some messages a second apart, so the tracker's once-a-second sweep runs too.
+            handle(&mut decoder, &mut tracker, (i as i64) * 400_000 + 1, f);
+        }
+    });
+    assert_eq!(n, 0, "allocations while decoding, parsing and tracking");
+    assert_eq!(tracked, 1 + in_dialog.len() as u64);
+    assert_eq!(tracker.open(), 1);
+    assert!(out.is_empty());
 }
