@@ -3,10 +3,15 @@
 //! INVITE and 200 OK (both with SDP) and an INVITE with credentials are parsed and their
 //! codecs listed, and while Ethernet frames of a call's in-dialog messages are decoded,
 //! parsed and tracked (a call allocates when it starts and when its record is made, not
-//! per message).
+//! per message), and while the same messages are read from an Asterisk chan_pjsip log
+//! (framed, fed and tracked as `callmeta run` follows a log).
 //!
 //! Counting is per thread (a const-initialised thread-local, which itself never
 //! allocates) so the test harness's own threads cannot disturb the count.
+
+#[path = "data/logs/generate.rs"]
+#[allow(dead_code)]
+mod generate;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -14,9 +19,10 @@ use std::cell::Cell;
 use std::sync::Arc;
 
 use callmeta::call::{Tracker, TrackerConfig};
-use callmeta::ingest::feed_datagram;
+use callmeta::ingest::{feed_datagram, LogFeed};
 use callmeta::net::{Decoder, LinkType};
 use callmeta::sip::{self, sdp};
+use callmeta::source::log::{self, LogClock, LogFormat};
 use etherparse::PacketBuilder;
 
 struct Counting;
@@ -91,15 +97,20 @@ fn parsing_invite_and_200_ok_allocates_nothing() {
     assert!(fields > 0);
 }
 
-/// One SIP message of the call `alloc-1@pbx` as an Ethernet/IPv4/UDP frame.
-fn frame(first_line: &str, cseq: &str, to_tag: bool, from_caller: bool) -> Vec<u8> {
-    let text = format!(
+/// One SIP message of the call `alloc-1@pbx`.
+fn sip_text(first_line: &str, cseq: &str, to_tag: bool) -> String {
+    format!(
         "{first_line}\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK-1\r\n\
          From: <sip:+15551230001@pbx>;tag=caller-1\r\n\
          To: <sip:15559870002@carrier>{}\r\nCall-ID: alloc-1@pbx\r\nCSeq: {cseq}\r\n\
          Content-Length: 0\r\n\r\n",
         if to_tag { ";tag=callee-1" } else { "" }
-    );
+    )
+}
+
+/// [`sip_text`] as an Ethernet/IPv4/UDP frame.
+fn frame(first_line: &str, cseq: &str, to_tag: bool, from_caller: bool) -> Vec<u8> {
+    let text = sip_text(first_line, cseq, to_tag);
     let (src, dst) = if from_caller {
         ([10, 0, 0, 1], [10, 0, 0, 2])
     } else {
@@ -155,4 +166,71 @@ fn decoding_parsing_and_tracking_in_dialog_messages_allocates_nothing() {
     assert_eq!(tracked, 1 + in_dialog.len() as u64);
     assert_eq!(tracker.open(), 1);
     assert!(out.is_empty());
+}
+
+#[test]
+fn framing_and_tracking_a_followed_logs_in_dialog_messages_allocates_nothing() {
+    let (caller, pbx) = (
+        "10.0.0.1:5060".parse().expect("an address"),
+        "10.0.0.2:5060".parse().expect("an address"),
+    );
+    let message = |i: i64, from_caller: bool, text: String| generate::Packet {
+        ts_us: 1_790_000_000_000_000 + i * 400_000,
+        src: if from_caller { caller } else { pbx },
+        dst: if from_caller { pbx } else { caller },
+        payload: text.into_bytes(),
+    };
+    let packets = [
+        message(
+            0,
+            true,
+            sip_text("INVITE sip:15559870002@carrier SIP/2.0", "1 INVITE", false),
+        ),
+        message(1, false, sip_text("SIP/2.0 100 Trying", "1 INVITE", false)),
+        message(2, false, sip_text("SIP/2.0 180 Ringing", "1 INVITE", true)),
+        message(3, false, sip_text("SIP/2.0 180 Ringing", "1 INVITE", true)),
+        message(4, false, sip_text("SIP/2.0 200 OK", "1 INVITE", true)),
+        message(
+            5,
+            true,
+            sip_text("ACK sip:15559870002@carrier SIP/2.0", "1 ACK", true),
+        ),
+        message(
+            6,
+            true,
+            sip_text("INFO sip:15559870002@carrier SIP/2.0", "2 INFO", true),
+        ),
+        message(7, false, sip_text("SIP/2.0 200 OK", "2 INFO", true)),
+    ];
+    let tz = jiff::tz::TimeZone::UTC;
+    let text = generate::pjsip_file(&packets, pbx, generate::DateFormat::IsoMicros, &tz);
+    let lines: Vec<&[u8]> = text.as_bytes().split(|&b| b == b'\n').collect();
+    // The INVITE's record ends where the 100 Trying's begins: its lines start the call.
+    let second = text
+        .find("\n[")
+        .and_then(|i| text[i + 1..].find("\n[").map(|j| i + 1 + j));
+    let first_lines = text[..second.expect("two records")].matches('\n').count();
+    let mut framer = log::framer(
+        LogFormat::AsteriskPjsip,
+        LogClock::new(tz.clone(), Some(2026), 0),
+    );
+    let mut feed = LogFeed::new("/var/log/asterisk/full", None, 0);
+    let mut tracker = Tracker::new(TrackerConfig::default());
+    let mut out = Vec::with_capacity(8);
+    let mut tracked = 0u64;
+    let mut hand = |m: &log::LogMessage<'_>| {
+        tracked += feed.feed(&mut tracker, m, &mut out, |_| {});
+    };
+    for line in &lines[..=first_lines] {
+        framer.line(line, &mut hand);
+    }
+    let n = allocations_during(|| {
+        for line in &lines[first_lines + 1..] {
+            framer.line(line, &mut hand);
+        }
+    });
+    framer.finish(&mut hand);
+    assert_eq!(n, 0, "allocations while framing and tracking log lines");
+    assert_eq!(tracked, packets.len() as u64);
+    assert_eq!(tracker.open(), 1);
 }
