@@ -10,7 +10,6 @@
 //! allocates) so the test harness's own threads cannot disturb the count.
 
 #[path = "data/logs/generate.rs"]
-#[allow(dead_code)]
 mod generate;
 
 use std::alloc::{GlobalAlloc, Layout, System};
