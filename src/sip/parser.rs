@@ -347,31 +347,158 @@ fn header_name(name: &[u8]) -> Name {
     }
     // Dispatch on length and first letter, then one case-insensitive compare: this runs for
     // every header line, so no table walk (measured: a walk over 13 names was the hot spot).
-    let known: (&[u8], Name) = match (name.len(), first) {
-        (2, b't') => (b"to", Name::To),
-        (3, b'v') => (b"via", Name::Via),
-        (4, b'f') => (b"from", Name::From),
-        (4, b'c') => (b"cseq", Name::CSeq),
-        (6, b's') => (b"server", Name::Server),
-        (6, b'r') => (b"reason", Name::Reason),
-        (7, b'c') if name[1].eq_ignore_ascii_case(&b'a') => (b"call-id", Name::CallId),
-        (7, b'c') => (b"contact", Name::Contact),
-        (10, b'u') => (b"user-agent", Name::UserAgent),
-        (12, b'c') => (b"content-type", Name::ContentType),
-        (13, b'a') => (b"authorization", Name::Credentials),
-        (14, b'c') => (b"content-length", Name::ContentLength),
-        (15, b's') => (b"session-expires", Name::SessionExpires),
-        (19, b'p') if name[1].eq_ignore_ascii_case(&b'r') => {
-            (b"proxy-authorization", Name::Credentials)
-        }
-        (19, b'p') => (b"p-asserted-identity", Name::AssertedIdentity),
+    let (known, kind) = match (name.len(), first) {
+        (2, b't') => (&TO, Name::To),
+        (3, b'v') => (&VIA, Name::Via),
+        (4, b'f') => (&FROM, Name::From),
+        (4, b'c') => (&CSEQ, Name::CSeq),
+        (6, b's') => (&SERVER, Name::Server),
+        (6, b'r') => (&REASON, Name::Reason),
+        (7, b'c') if name[1] | 0x20 == b'a' => (&CALL_ID, Name::CallId),
+        (7, b'c') => (&CONTACT, Name::Contact),
+        (10, b'u') => (&USER_AGENT, Name::UserAgent),
+        (12, b'c') => (&CONTENT_TYPE, Name::ContentType),
+        (13, b'a') => (&AUTHORIZATION, Name::Credentials),
+        (14, b'c') => (&CONTENT_LENGTH, Name::ContentLength),
+        (15, b's') => (&SESSION_EXPIRES, Name::SessionExpires),
+        (19, b'p') if name[1] | 0x20 == b'r' => (&PROXY_AUTHORIZATION, Name::Credentials),
+        (19, b'p') => (&P_ASSERTED_IDENTITY, Name::AssertedIdentity),
         _ => return Name::Other,
     };
-    if known.0.eq_ignore_ascii_case(name) {
-        known.1
+    if known.matches(name) {
+        kind
     } else {
         Name::Other
     }
+}
+
+static TO: Folded = Folded::new(b"to");
+static VIA: Folded = Folded::new(b"via");
+static FROM: Folded = Folded::new(b"from");
+static CSEQ: Folded = Folded::new(b"cseq");
+static SERVER: Folded = Folded::new(b"server");
+static REASON: Folded = Folded::new(b"reason");
+static CALL_ID: Folded = Folded::new(b"call-id");
+static CONTACT: Folded = Folded::new(b"contact");
+static USER_AGENT: Folded = Folded::new(b"user-agent");
+static CONTENT_TYPE: Folded = Folded::new(b"content-type");
+static AUTHORIZATION: Folded = Folded::new(b"authorization");
+static CONTENT_LENGTH: Folded = Folded::new(b"content-length");
+static SESSION_EXPIRES: Folded = Folded::new(b"session-expires");
+static PROXY_AUTHORIZATION: Folded = Folded::new(b"proxy-authorization");
+static P_ASSERTED_IDENTITY: Folded = Folded::new(b"p-asserted-identity");
+
+/// A lower-case header name as three little-endian words ([`words`]), so a
+/// case-insensitive compare is a few word operations instead of a byte loop (measured: the
+/// byte loop was a tenth of a parse). Each word has a mask with the case bit 0x20 set only
+/// where the name has a letter: `(w | mask) == word` holds exactly when the bytes are
+/// equal ignoring ASCII case. Setting 0x20 everywhere would let CR (0x0D) pass for `-`
+/// (0x2D).
+struct Folded {
+    len: usize,
+    word: [u64; 3],
+    mask: [u64; 3],
+}
+
+impl Folded {
+    const fn new(name: &[u8]) -> Folded {
+        assert!(name.len() >= 2 && name.len() <= 24);
+        let mut letters = [0u8; 24];
+        let mut i = 0;
+        while i < name.len() {
+            assert!(!name[i].is_ascii_uppercase());
+            if name[i].is_ascii_lowercase() {
+                letters[i] = 0x20;
+            }
+            i += 1;
+        }
+        let (letters, _) = letters.split_at(name.len());
+        Folded {
+            len: name.len(),
+            word: const_words(name),
+            mask: const_words(letters),
+        }
+    }
+
+    #[inline]
+    fn matches(&self, name: &[u8]) -> bool {
+        if name.len() != self.len {
+            return false;
+        }
+        let w = words(name);
+        ((w[0] | self.mask[0]) ^ self.word[0])
+            | ((w[1] | self.mask[1]) ^ self.word[1])
+            | ((w[2] | self.mask[2]) ^ self.word[2])
+            == 0
+    }
+}
+
+/// `s` (2 to 24 bytes) as three overlapping little-endian words that together cover every
+/// byte: 8-byte words at 0, at 8 or `len - 8`, and at `len - 8`; shorter names pack two
+/// overlapping 4- or 2-byte loads into the first word. Fixed-size loads only, no copy.
+#[inline]
+fn words(s: &[u8]) -> [u64; 3] {
+    let n = s.len();
+    if n >= 8 {
+        let mid = if n > 16 { 8 } else { n - 8 };
+        [le(s, 0), le(s, mid), le(s, n - 8)]
+    } else if n >= 4 {
+        [le4(s, 0) | le4(s, n - 4) << 32, 0, 0]
+    } else if n >= 2 {
+        [le2(s, 0) | le2(s, n - 2) << 16, 0, 0]
+    } else {
+        [0, 0, 0]
+    }
+}
+
+#[inline]
+fn le(s: &[u8], at: usize) -> u64 {
+    s.get(at..at + 8)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u64::from_le_bytes)
+}
+
+#[inline]
+fn le4(s: &[u8], at: usize) -> u64 {
+    s.get(at..at + 4)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, |b| u64::from(u32::from_le_bytes(b)))
+}
+
+#[inline]
+fn le2(s: &[u8], at: usize) -> u64 {
+    s.get(at..at + 2)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, |b| u64::from(u16::from_le_bytes(b)))
+}
+
+/// [`words`] at compile time, for the patterns.
+const fn const_words(s: &[u8]) -> [u64; 3] {
+    let n = s.len();
+    if n >= 8 {
+        let mid = if n > 16 { 8 } else { n - 8 };
+        [
+            const_le(s, 0, 8),
+            const_le(s, mid, 8),
+            const_le(s, n - 8, 8),
+        ]
+    } else if n >= 4 {
+        [const_le(s, 0, 4) | const_le(s, n - 4, 4) << 32, 0, 0]
+    } else if n >= 2 {
+        [const_le(s, 0, 2) | const_le(s, n - 2, 2) << 16, 0, 0]
+    } else {
+        [0, 0, 0]
+    }
+}
+
+const fn const_le(s: &[u8], at: usize, k: usize) -> u64 {
+    let mut v = 0u64;
+    let mut i = 0;
+    while i < k {
+        v |= (s[at + i] as u64) << (8 * i);
+        i += 1;
+    }
+    v
 }
 
 impl<'a> Headers<'a> {
@@ -1070,6 +1197,45 @@ mod tests {
                 "{}",
                 String::from_utf8_lossy(other)
             );
+        }
+    }
+
+    #[test]
+    fn folded_name_compare_is_exactly_eq_ignore_ascii_case() {
+        // Every known name with every byte value at every position: the word compare must
+        // agree with the byte compare (CR for `-` was the trap of a plain OR 0x20).
+        for (known, text) in [
+            (&TO, &b"to"[..]),
+            (&VIA, b"via"),
+            (&FROM, b"from"),
+            (&CSEQ, b"cseq"),
+            (&SERVER, b"server"),
+            (&REASON, b"reason"),
+            (&CALL_ID, b"call-id"),
+            (&CONTACT, b"contact"),
+            (&USER_AGENT, b"user-agent"),
+            (&CONTENT_TYPE, b"content-type"),
+            (&AUTHORIZATION, b"authorization"),
+            (&CONTENT_LENGTH, b"content-length"),
+            (&SESSION_EXPIRES, b"session-expires"),
+            (&PROXY_AUTHORIZATION, b"proxy-authorization"),
+            (&P_ASSERTED_IDENTITY, b"p-asserted-identity"),
+        ] {
+            assert!(known.matches(text) && known.matches(&text.to_ascii_uppercase()));
+            assert!(!known.matches(&text[1..]));
+            let mut name = text.to_vec();
+            for i in 0..name.len() {
+                for b in 0..=255u8 {
+                    name[i] = b;
+                    assert_eq!(
+                        known.matches(&name),
+                        name.eq_ignore_ascii_case(text),
+                        "{}",
+                        String::from_utf8_lossy(&name)
+                    );
+                }
+                name[i] = text[i];
+            }
         }
     }
 
