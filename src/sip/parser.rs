@@ -846,14 +846,16 @@ fn param_end(s: &[u8]) -> usize {
 /// RFC 3261 §19.1.1 (sip/sips), RFC 3966 (tel). Other absolute URIs (`urn:service:sos`)
 /// keep their opaque part as `user` and an empty host, so a record still names the target.
 fn parse_uri(s: &[u8]) -> Option<Uri<'_>> {
-    let colon = memchr(b':', s)?;
+    // RFC 3986 §3.1: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ), ended by the first colon.
+    // One pass: the first byte that is not a scheme character must be that colon.
+    let colon = s
+        .iter()
+        .position(|&b| !(b.is_ascii_alphanumeric() || b == b'+' || b == b'-' || b == b'.'))?;
+    if s[colon] != b':' {
+        return None;
+    }
     let scheme = &s[..colon];
-    // RFC 3986 §3.1: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ).
-    if !scheme.first().is_some_and(|b| b.is_ascii_alphabetic())
-        || !scheme
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b == b'+' || b == b'-' || b == b'.')
-    {
+    if !scheme.first().is_some_and(|b| b.is_ascii_alphabetic()) {
         return None;
     }
     let rest = &s[colon + 1..];
@@ -901,14 +903,18 @@ fn split_host_port(hp: &[u8]) -> Option<(&[u8], Option<u16>)> {
     let (host, after) = if hp.first() == Some(&b'[') {
         let close = memchr(b']', hp)?;
         (&hp[..close + 1], &hp[close + 1..])
-    } else if memchr::memchr_iter(b':', hp).nth(1).is_some() {
-        // An IPv6 address without brackets (`sip:9876@fe80:0:0:0:21a:a0ff:fe07:32e0`):
-        // not RFC 3261 syntax, but real phones send it (heplify's sip_ipv6_udp capture).
-        // It cannot carry a port, so all of it is the host.
-        (hp, &hp[hp.len()..])
     } else {
-        let end = memchr(b':', hp).unwrap_or(hp.len());
-        (&hp[..end], &hp[end..])
+        // The first colon is searched for once, the second only after it.
+        let colon = memchr(b':', hp);
+        if colon.is_some_and(|c| memchr(b':', &hp[c + 1..]).is_some()) {
+            // An IPv6 address without brackets (`sip:9876@fe80:0:0:0:21a:a0ff:fe07:32e0`):
+            // not RFC 3261 syntax, but real phones send it (heplify's sip_ipv6_udp
+            // capture). It cannot carry a port, so all of it is the host.
+            (hp, &hp[hp.len()..])
+        } else {
+            let end = colon.unwrap_or(hp.len());
+            (&hp[..end], &hp[end..])
+        }
     };
     let port = match after {
         [] => None,
