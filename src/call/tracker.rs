@@ -240,6 +240,13 @@ impl SavedText {
     }
 }
 
+impl TextMessage {
+    /// Its saved form, as [`Tracker::resume`] reads it back.
+    fn state(&self) -> serde_json::Result<String> {
+        serde_json::to_string(&SavedText::of(self))
+    }
+}
+
 /// A saved open entry, as [`Tracker::resume`] reads it back.
 #[derive(serde::Deserialize)]
 #[serde(untagged)]
@@ -484,7 +491,7 @@ impl Tracker {
         let keys: Vec<Box<[u8]>> = self.texts.keys().cloned().collect();
         for key in keys {
             let awaiting = self.texts.get(&key).filter(|t| t.final_any.is_none());
-            match awaiting.map(|t| serde_json::to_string(&SavedText::of(t))) {
+            match awaiting.map(|t| t.state()) {
                 Some(Ok(state)) => {
                     if let Some(t) = self.texts.remove(&key) {
                         self.order.remove(&t.order);
@@ -509,11 +516,10 @@ impl Tracker {
             .dialogs
             .iter()
             .filter_map(|(key, d)| serde_json::to_string(d).ok().map(|s| (key.to_vec(), s)));
-        let texts = self.texts.iter().filter_map(|(key, t)| {
-            serde_json::to_string(&SavedText::of(t))
-                .ok()
-                .map(|s| (key.to_vec(), s))
-        });
+        let texts = self
+            .texts
+            .iter()
+            .filter_map(|(key, t)| t.state().ok().map(|s| (key.to_vec(), s)));
         dialogs.chain(texts).collect()
     }
 
@@ -530,7 +536,7 @@ impl Tracker {
         }
         for (key, t) in self.texts.iter_mut().filter(|(_, t)| t.dirty) {
             t.dirty = false;
-            if let Ok(s) = serde_json::to_string(&SavedText::of(t)) {
+            if let Ok(s) = t.state() {
                 c.upsert.push((key.to_vec(), s));
             }
         }

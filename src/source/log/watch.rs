@@ -66,7 +66,7 @@ pub fn concerns(log: &Path, changed: &Path) -> bool {
     let (Some(name), Some(other)) = (log.file_name(), changed.file_name()) else {
         return false;
     };
-    changed.parent().map(Path::to_path_buf).unwrap_or_default() == watched_dir(log)
+    changed.parent() == Some(watched_dir(log).as_path())
         && other
             .as_encoded_bytes()
             .starts_with(name.as_encoded_bytes())
